@@ -1,0 +1,34 @@
+//go:build !linux
+
+package rawsock
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/gping/gping/icmp"
+)
+
+// BUG(rawsock): Only Linux is implemented; elsewhere every function returns an error wrapping
+// errors.ErrUnsupported.
+
+type sysConn struct{}
+
+func unsupported(op string) error {
+	return fmt.Errorf("rawsock: %s: %w", op, errors.ErrUnsupported)
+}
+
+func listen(f icmp.Family, cfg *Config) (*Conn, error) {
+	return nil, &net.OpError{Op: "listen", Net: netName(f, cfg.Mode), Err: unsupported("listen")}
+}
+
+func (c *Conn) close() error { return unsupported("close") }
+
+func (c *Conn) writeTo([]byte, netip.Addr, *WriteOptions) error { return unsupported("write") }
+
+func (c *Conn) readPacket([]byte, *Packet) error { return unsupported("read") }
+
+// RawAllowed reports whether this process may open raw ICMP sockets; never here.
+func RawAllowed() bool { return false }

@@ -1,0 +1,244 @@
+//go:build linux
+
+package rawsock
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gping/gping/icmp"
+)
+
+// The lab: network namespaces the tests create (and always delete) so that they never touch
+// the host's interfaces or sysctls. Addresses come from 198.18.0.0/15 and 2001:db8::/32 only.
+
+const readTimeout = 5 * time.Second
+
+// labUnavailable returns why namespaces cannot be created, "" when they can.
+func labUnavailable() string {
+	if os.Geteuid() != 0 {
+		return "not root"
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return "ip(8) not found"
+	}
+	return ""
+}
+
+// needLab skips the test when the lab is unavailable, unless GPING_REQUIRE_LAB=1.
+func needLab(t testing.TB) {
+	t.Helper()
+	why := labUnavailable()
+	if why == "" {
+		return
+	}
+	if os.Getenv("GPING_REQUIRE_LAB") == "1" {
+		t.Fatalf("GPING_REQUIRE_LAB=1 but the namespace lab is unavailable: %s", why)
+	}
+	t.Skipf("skipping: the network namespace lab needs root and ip(8): %s", why)
+}
+
+func run(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// newNetns creates a namespace with lo up, deleted when the test ends.
+func newNetns(t testing.TB, tag string) string {
+	t.Helper()
+	name := fmt.Sprintf("gpingtest-rawsock-%d-%s", rand.Uint32N(1<<30), tag)
+	run(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("deleting namespace %s: %v\n%s", name, err, out)
+		}
+	})
+	run(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+func setSysctl(t testing.TB, ns, key, val string) {
+	t.Helper()
+	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", key+"="+val)
+}
+
+func getSysctl(t testing.TB, ns, key string) string {
+	t.Helper()
+	if ns == "" {
+		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return strings.TrimSpace(run(t, "ip", "netns", "exec", ns, "sysctl", "-n", key))
+}
+
+// inNetns runs fn on an OS thread that has joined namespace ns ("" means: stay here).
+func inNetns(t testing.TB, ns string, fn func()) {
+	t.Helper()
+	if ns == "" {
+		fn()
+		return
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the runtime discards the thread when this goroutine exits.
+			errc <- fmt.Errorf("setns back: %w", err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// listenIn opens a Conn inside namespace ns and closes it when the test ends.
+func listenIn(t testing.TB, ns string, f icmp.Family, cfg *Config) (*Conn, error) {
+	t.Helper()
+	var c *Conn
+	var err error
+	inNetns(t, ns, func() { c, err = Listen(f, cfg) })
+	if err == nil {
+		t.Cleanup(func() { c.Close() })
+	}
+	return c, err
+}
+
+// loopback returns the loopback address of f.
+func loopback(f icmp.Family) netip.Addr {
+	if f == icmp.IPv6 {
+		return netip.IPv6Loopback()
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+}
+
+// loopbackConn opens a socket of mode m whose pings to loopback no one else sees: inside a
+// private namespace that allows ping sockets when the lab is available, on the host otherwise
+// (skipping when the host refuses that kind of socket). It returns the namespace ("" for the
+// host).
+func loopbackConn(t testing.TB, f icmp.Family, m Mode) (*Conn, string) {
+	t.Helper()
+	ns := ""
+	if labUnavailable() == "" || os.Getenv("GPING_REQUIRE_LAB") == "1" {
+		needLab(t)
+		ns = newNetns(t, "lo")
+		setSysctl(t, ns, "net.ipv4.ping_group_range", "0 2147483647")
+	}
+	if f == icmp.IPv6 {
+		var addrs string
+		if ns == "" {
+			addrs = run(t, "ip", "-6", "addr", "show", "dev", "lo")
+		} else {
+			addrs = run(t, "ip", "-n", ns, "-6", "addr", "show", "dev", "lo")
+		}
+		if !strings.Contains(addrs, "::1/128") {
+			t.Skip("skipping: ::1 is unavailable (IPv6 disabled?)")
+		}
+	}
+	c, err := listenIn(t, ns, f, &Config{Mode: m})
+	if ns == "" && errors.Is(err, ErrPermission) {
+		t.Skipf("skipping: the host refuses %v sockets: %v", m, err)
+	}
+	if err != nil {
+		t.Fatalf("Listen(%v, %v): %v", f, m, err)
+	}
+	return c, ns
+}
+
+// readWithin reads one packet, failing the test (and closing c) if none arrives in time.
+func readWithin(t testing.TB, c *Conn, buf []byte, p *Packet) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.ReadPacket(buf, p) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ReadPacket: %v", err)
+		}
+	case <-time.After(readTimeout):
+		c.Close()
+		<-done
+		t.Fatalf("no packet within %v", readTimeout)
+	}
+}
+
+// echoFields returns type, id and seq of an ICMP echo message.
+func echoFields(b []byte) (typ uint8, id, seq uint16, ok bool) {
+	if len(b) < 8 {
+		return 0, 0, 0, false
+	}
+	return b[0], binary.BigEndian.Uint16(b[4:]), binary.BigEndian.Uint16(b[6:]), true
+}
+
+// prober sends echo requests with a random token payload and recognises their replies.
+type prober struct {
+	t     testing.TB
+	c     *Conn
+	id    uint16
+	token []byte
+	buf   []byte
+	req   []byte
+}
+
+func newProber(t testing.TB, c *Conn) *prober {
+	pr := &prober{t: t, c: c, id: c.ID(), token: make([]byte, 16), buf: make([]byte, 1<<16+512)}
+	if c.Mode() == Privileged {
+		pr.id = uint16(rand.Uint32N(1<<16-1) + 1)
+	}
+	for i := range pr.token {
+		pr.token[i] = byte(rand.Uint32())
+	}
+	return pr
+}
+
+func (pr *prober) send(dst netip.Addr, seq uint16, opt *WriteOptions) error {
+	pr.req = icmp.AppendEchoRequest(pr.req[:0], pr.c.Family(), pr.id, seq, pr.token)
+	return pr.c.WriteTo(pr.req, dst, opt)
+}
+
+// isOurEcho reports whether b is an echo message of type typ from this prober with seq.
+func (pr *prober) isOurEcho(b []byte, typ uint8, seq uint16) bool {
+	gt, id, gs, ok := echoFields(b)
+	return ok && gt == typ && id == pr.id && gs == seq && bytes.Equal(b[8:], pr.token)
+}
