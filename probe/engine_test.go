@@ -1,0 +1,282 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/rawsock"
+)
+
+var (
+	lo4 = netip.MustParseAddr("127.0.0.1")
+	lo6 = netip.MustParseAddr("::1")
+)
+
+// newEngine returns an engine of the given socket mode, or skips when this machine cannot open
+// that kind of socket for that family (no privilege, no IPv6).
+func newEngine(t testing.TB, mode rawsock.Mode, f icmp.Family) *Engine {
+	t.Helper()
+	e := New(&Config{Socket: rawsock.Config{Mode: mode}})
+	if err := e.Open(f); err != nil {
+		// The host's ping_group_range is not ours to change; lab_test.go covers datagram
+		// sockets inside a namespace where the test sets it.
+		t.Skipf("cannot open %s %s socket here: %v", mode, f, err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+type modeFamily struct {
+	mode rawsock.Mode
+	dst  netip.Addr
+}
+
+func (m modeFamily) String() string { return fmt.Sprintf("%s/%s", m.mode, icmp.FamilyOf(m.dst)) }
+
+var matrix = []modeFamily{
+	{rawsock.Privileged, lo4}, {rawsock.Unprivileged, lo4},
+	{rawsock.Privileged, lo6}, {rawsock.Unprivileged, lo6},
+}
+
+func (e *Engine) pendingLen() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.pending) != len(e.byTime) {
+		panic("pending map and deadline heap disagree")
+	}
+	return len(e.pending)
+}
+
+func TestSendLoopback(t *testing.T) {
+	for _, m := range matrix {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEngine(t, m.mode, icmp.FamilyOf(m.dst))
+			for _, size := range []int{0, 8, 15, 16, 56, 1400, 9000} {
+				before := time.Now()
+				res, err := e.Send(context.Background(), Request{Dst: m.dst, Size: size, Timeout: 5 * time.Second})
+				if err != nil {
+					t.Fatalf("size %d: %v", size, err)
+				}
+				if res.Outcome != Reply || res.From != m.dst || res.Size != 8+size || res.Corrupted {
+					t.Fatalf("size %d: got %+v", size, res)
+				}
+				if res.RTT <= 0 || res.RTT > time.Since(before) {
+					t.Fatalf("size %d: rtt %v outside (0, %v]", size, res.RTT, time.Since(before))
+				}
+				if res.TTL != 64 {
+					t.Errorf("size %d: reply TTL %d, want Linux's default 64", size, res.TTL)
+				}
+			}
+			c := e.Counters()
+			if c.Sent != 7 || c.Replies != 7 || c.Foreign != 0 || c.Malformed != 0 || c.Late != 0 {
+				t.Errorf("counters %+v", c)
+			}
+		})
+	}
+}
+
+// TestPingSummary checks a series through the Pinger and that the pending table is empty after.
+func TestPingSummary(t *testing.T) {
+	for _, m := range matrix {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEngine(t, m.mode, icmp.FamilyOf(m.dst))
+			var got []Result
+			s, err := e.Ping(context.Background(), m.dst, &PingConfig{
+				Count: 5, Interval: time.Millisecond, Timeout: 5 * time.Second,
+				OnResult: func(r Result) { got = append(got, r) },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Sent != 5 || s.Received != 5 || s.Lost != 0 || s.Errors != 0 || s.Duplicates != 0 {
+				t.Fatalf("summary %+v", s)
+			}
+			if s.Min <= 0 || s.Min > s.Avg || s.Avg > s.Max {
+				t.Fatalf("rtt figures out of order: %+v", s)
+			}
+			if len(got) != 5 {
+				t.Fatalf("OnResult saw %d results, want 5", len(got))
+			}
+			seen := map[uint64]bool{}
+			for _, r := range got {
+				if r.Outcome != Reply || seen[r.Seq] {
+					t.Fatalf("bad or repeated result %+v", r)
+				}
+				seen[r.Seq] = true
+			}
+			// Answered entries stay until their timeout for duplicate detection; Close
+			// must then leave nothing behind.
+			if n := e.pendingLen(); n > 5 {
+				t.Fatalf("%d pending entries after 5 probes", n)
+			}
+			e.Close()
+			if n := e.pendingLen(); n != 0 {
+				t.Fatalf("%d pending entries after Close", n)
+			}
+		})
+	}
+}
+
+// TestEnginesIsolated runs several engines in one process against the same host at once: each
+// must count exactly its own replies, in both socket modes.
+func TestEnginesIsolated(t *testing.T) {
+	for _, m := range matrix {
+		t.Run(m.String(), func(t *testing.T) {
+			const engines, count = 8, 20
+			es := make([]*Engine, engines)
+			for i := range es {
+				es[i] = newEngine(t, m.mode, icmp.FamilyOf(m.dst))
+			}
+			var wg sync.WaitGroup
+			sums := make([]error, engines)
+			for i, e := range es {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s, err := e.Ping(context.Background(), m.dst, &PingConfig{Count: count, Interval: 100 * time.Microsecond, Timeout: 5 * time.Second})
+					switch {
+					case err != nil:
+						sums[i] = err
+					case s.Received != count || s.Duplicates != 0:
+						sums[i] = fmt.Errorf("engine %d: %+v", i, s)
+					}
+				}()
+			}
+			wg.Wait()
+			for _, err := range sums {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			for i, e := range es {
+				c := e.Counters()
+				if c.Replies != count || c.Duplicates != 0 || c.Late != 0 {
+					t.Errorf("engine %d counters %+v", i, c)
+				}
+				// Raw sockets see the other engines' replies and must call them foreign;
+				// datagram sockets are demultiplexed by the kernel and see none.
+				if m.mode == rawsock.Unprivileged && c.Foreign != 0 {
+					t.Errorf("engine %d (dgram) saw %d foreign packets", i, c.Foreign)
+				}
+			}
+		})
+	}
+}
+
+// TestConcurrentCallers shares one engine between many goroutines.
+func TestConcurrentCallers(t *testing.T) {
+	e := newEngine(t, rawsock.Auto, icmp.IPv4)
+	const callers, each = 32, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*each)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				res, err := e.Send(context.Background(), Request{Dst: lo4, Size: 56, Timeout: 5 * time.Second})
+				if err != nil || res.Outcome != Reply {
+					errs <- fmt.Errorf("%v %+v", err, res)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if c := e.Counters(); c.Replies != callers*each || c.Duplicates != 0 {
+		t.Errorf("counters %+v", c)
+	}
+}
+
+func TestReachable(t *testing.T) {
+	e := newEngine(t, rawsock.Auto, icmp.IPv4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.Reachable(ctx, lo4); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartValidates(t *testing.T) {
+	e := New(nil)
+	defer e.Close()
+	for _, r := range []Request{
+		{},
+		{Dst: netip.IPv4Unspecified()},
+		{Dst: lo4, Size: -1},
+		{Dst: lo4, Size: MaxPayload4 + 1},
+		{Dst: lo6, Size: MaxPayload6 + 1},
+	} {
+		if _, err := e.Start(r); !errors.Is(err, ErrInvalidAddr) && !errors.Is(err, ErrSize) {
+			t.Errorf("Start(%+v) = %v, want ErrInvalidAddr or ErrSize", r, err)
+		}
+	}
+}
+
+func TestClosedEngine(t *testing.T) {
+	e := newEngine(t, rawsock.Auto, icmp.IPv4)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Start(Request{Dst: lo4}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close = %v, want ErrClosed", err)
+	}
+	if err := e.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestSendCanceled: a canceled context ends Send and removes the pending entry.
+func TestSendCanceled(t *testing.T) {
+	e := newEngine(t, rawsock.Auto, icmp.IPv4)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Send(ctx, Request{Dst: lo4}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send with canceled ctx = %v", err)
+	}
+	if n := e.pendingLen(); n != 0 {
+		t.Fatalf("%d entries left", n)
+	}
+}
+
+// TestRTT checks the RTT arithmetic against its definition.
+func TestRTT(t *testing.T) {
+	sent := time.Now()
+	now := sent.Add(10 * time.Millisecond)
+	kernel := now.Round(0).Add(-3 * time.Millisecond)
+	if got := rtt(sent, now, kernel); got != 7*time.Millisecond {
+		t.Errorf("rtt with 3ms queueing = %v, want 7ms", got)
+	}
+	if got := rtt(sent, now, time.Time{}); got != 10*time.Millisecond {
+		t.Errorf("rtt without kernel time = %v, want 10ms", got)
+	}
+	// A kernel time in the future (clock stepped back) or before the send is ignored.
+	if got := rtt(sent, now, now.Round(0).Add(time.Second)); got != 10*time.Millisecond {
+		t.Errorf("rtt with future kernel time = %v", got)
+	}
+	if got := rtt(sent, now, now.Round(0).Add(-time.Hour)); got != 10*time.Millisecond {
+		t.Errorf("rtt with ancient kernel time = %v", got)
+	}
+}
+
+func BenchmarkSendLoopback(b *testing.B) {
+	for _, m := range matrix {
+		b.Run(m.String(), func(b *testing.B) {
+			e := newEngine(b, m.mode, icmp.FamilyOf(m.dst))
+			for b.Loop() {
+				if _, err := e.Send(context.Background(), Request{Dst: m.dst, Size: 56, Timeout: time.Second}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
