@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/internal/netlab"
+)
+
+// inNS runs a program inside a lab namespace with a bound on its time.
+func inNS(t *testing.T, ns *netlab.NS, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return runCmd(t, ns.Exec(ctx, name, args...))
+}
+
+// modes are the socket kinds gping is tested with. "dgram-user" runs gping as nobody in auto
+// mode, which must pick the ping socket that the test's namespace allows.
+var modes = []string{"raw", "dgram", "dgram-user"}
+
+func gpingIn(t *testing.T, ns *netlab.NS, mode string, args ...string) (string, string, int) {
+	t.Helper()
+	switch mode {
+	case "raw", "dgram":
+		return inNS(t, ns, gpingBin, append([]string{"--socket=" + mode}, args...)...)
+	case "dgram-user":
+		setpriv, err := exec.LookPath("setpriv")
+		if err != nil {
+			t.Skip("setpriv (util-linux) not installed: cannot run gping unprivileged")
+		}
+		return inNS(t, ns, setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", gpingBin}, args...)...)
+	}
+	t.Fatalf("unknown mode %q", mode)
+	return "", "", 0
+}
+
+func families(c *netlab.Chain) map[string][2]netip.Addr {
+	return map[string][2]netip.Addr{
+		"IPv4": {c.TargetAddr4, c.RouterAddr4[0]},
+		"IPv6": {c.TargetAddr6, c.RouterAddr6[0]},
+	}
+}
+
+// TestLabReplies: through two routers, every family and socket kind gets every reply, with the
+// TTL decremented twice, and the output has iputils' shape.
+func TestLabReplies(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(2)
+	// Ping sockets for every group, inside the test's own namespace only.
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	for fam, a := range families(c) {
+		for _, mode := range modes {
+			t.Run(fam+"/"+mode, func(t *testing.T) {
+				args := []string{"-c", "3", "-i", "0.01", a[0].String()}
+				out, errOut, code := gpingIn(t, c.Host, mode, args...)
+				if code != 0 {
+					t.Fatalf("exit %d\n%s%s", code, out, errOut)
+				}
+				if n := strings.Count(out, fmt.Sprintf("bytes from %s: ", a[0])); n != 3 {
+					t.Errorf("%d replies from %s, want 3:\n%s", n, a[0], out)
+				}
+				if n := strings.Count(out, " ttl=62 "); n != 3 {
+					t.Errorf("%d replies with ttl=62 (64 less two routers), want 3:\n%s", n, out)
+				}
+				if !strings.Contains(out, "3 packets transmitted, 3 received, 0% packet loss") {
+					t.Errorf("summary:\n%s", out)
+				}
+				theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
+				sameShape(t, out, theirs)
+			})
+		}
+	}
+}
+
+// TestLabTimeExceeded: a TTL too small for the path brings the first router's error, reported
+// as iputils does, in every socket kind (raw: as a packet; datagram: from the error queue).
+func TestLabTimeExceeded(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(2)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	text := map[string]string{"IPv4": "Time to live exceeded", "IPv6": "Time exceeded: Hop limit"}
+	for fam, a := range families(c) {
+		for _, mode := range modes {
+			t.Run(fam+"/"+mode, func(t *testing.T) {
+				args := []string{"-c", "2", "-i", "0.01", "-t", "1", a[0].String()}
+				out, errOut, code := gpingIn(t, c.Host, mode, args...)
+				if code != 1 {
+					t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+				}
+				for seq := 1; seq <= 2; seq++ {
+					want := fmt.Sprintf("From %s icmp_seq=%d %s\n", a[1], seq, text[fam])
+					if !strings.Contains(out, want) {
+						t.Errorf("no %q in:\n%s", want, out)
+					}
+				}
+				if !strings.Contains(out, "2 packets transmitted, 0 received, +2 errors, 100% packet loss") {
+					t.Errorf("summary:\n%s", out)
+				}
+				theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
+				sameShape(t, out, theirs)
+			})
+		}
+	}
+}
+
+// TestLabAdminProhibited: a router that rejects with admin-prohibited is reported with
+// iputils' words for each family.
+func TestLabAdminProhibited(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(2)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(c.TargetAddr4, 32))
+	c.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(c.TargetAddr6, 128))
+	text := map[string]string{"IPv4": "Packet filtered", "IPv6": "Destination unreachable: Administratively prohibited"}
+	for fam, a := range families(c) {
+		from := c.RouterAddr4[1]
+		if fam == "IPv6" {
+			from = c.RouterAddr6[1]
+		}
+		for _, mode := range modes {
+			t.Run(fam+"/"+mode, func(t *testing.T) {
+				out, errOut, code := gpingIn(t, c.Host, mode, "-c", "1", a[0].String())
+				want := fmt.Sprintf("From %s icmp_seq=1 %s\n", from, text[fam])
+				if code != 1 || !strings.Contains(out, want) {
+					t.Fatalf("exit %d, want 1 and %q\n%s%s", code, want, out, errOut)
+				}
+			})
+		}
+	}
+}
+
+var summaryRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received, (?:\+\d+ \w+, )*([\d.]+)% packet loss`)
+
+// TestLabLoss: total loss exits 1 with 100%; partial loss counts every probe as either
+// received or lost, and -O reports the unanswered ones.
+func TestLabLoss(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Routers[0].DropPercent(t, 30)
+	for fam, a := range families(c) {
+		t.Run(fam, func(t *testing.T) {
+			const n = 60
+			out, errOut, code := inNS(t, c.Host, gpingBin, "-c", strconv.Itoa(n), "-i", "0.002", "-W", "0.5", "-O", a[0].String())
+			m := summaryRE.FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("no summary (exit %d):\n%s%s", code, out, errOut)
+			}
+			sent, _ := strconv.Atoi(m[1])
+			recv, _ := strconv.Atoi(m[2])
+			loss, _ := strconv.ParseFloat(m[3], 64)
+			replies := strings.Count(out, " bytes from ")
+			if sent != n || recv != replies || recv == 0 || recv == n {
+				// 30% independent loss each way: P(all or none of 60 answered) < 1e-9.
+				t.Fatalf("sent %d received %d (%d reply lines)\n%s", sent, recv, replies, out)
+			}
+			if want := float64(n-recv) * 100 / n; loss < want-0.001 || loss > want+0.001 {
+				t.Errorf("loss %v%%, want %v%%", loss, want)
+			}
+			if code != 0 {
+				t.Errorf("exit %d with some replies, want 0", code)
+			}
+			// Every unanswered probe but the last is reported by -O when the next one goes out.
+			if unanswered := strings.Count(out, "no answer yet for icmp_seq="); unanswered < n-recv-1 || unanswered > n-recv {
+				t.Errorf("%d 'no answer yet' lines for %d lost probes", unanswered, n-recv)
+			}
+		})
+	}
+	c2 := lab.Chain(1)
+	c2.Target.NoEchoReply(t)
+	t.Run("total", func(t *testing.T) {
+		start := time.Now()
+		out, _, code := inNS(t, c2.Host, gpingBin, "-c", "2", "-i", "0.01", "-W", "0.3", c2.TargetAddr4.String())
+		if code != 1 || !strings.Contains(out, "2 packets transmitted, 0 received, 100% packet loss") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		if strings.Contains(out, "rtt min") {
+			t.Errorf("rtt line with no replies:\n%s", out)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("took %v with -W 0.3", d)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		// -w ends the run; with -c unmet the exit is 1.
+		out, _, code := inNS(t, c2.Host, gpingBin, "-c", "100", "-i", "0.05", "-w", "1", c2.TargetAddr6.String())
+		m := summaryRE.FindStringSubmatch(out)
+		if code != 1 || m == nil || m[2] != "0" {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+}
+
+// TestLabNoRoute: like iputils, gping learns there is no route before sending and exits 2.
+func TestLabNoRoute(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.MustRun(t, "ip", "route", "add", "unreachable", "198.19.250.0/24")
+	c.Host.MustRun(t, "ip", "-6", "route", "add", "unreachable", "2001:db8:ffff::/48")
+	for _, dst := range []string{"198.19.250.1", "2001:db8:ffff::1"} {
+		out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "1", dst)
+		_, theirs, pcode := inNS(t, c.Host, needPing(t), "-c", "1", dst)
+		if code != 2 || pcode != 2 || out != "" {
+			t.Errorf("%s: exit %d (ping %d), stdout %q", dst, code, pcode, out)
+		}
+		_, ours, _ := strings.Cut(errOut, ": ")
+		_, theirs, _ = strings.Cut(theirs, ": ")
+		if ours != theirs {
+			t.Errorf("%s: stderr %q, iputils says %q", dst, errOut, theirs)
+		}
+	}
+}
+
+// TestLabPermissionDenied: with neither privilege nor ping sockets allowed, gping exits 2 with
+// one line naming both fixes.
+func TestLabPermissionDenied(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
+	out, errOut, code := gpingIn(t, c.Host, "dgram-user", "-c", "1", c.TargetAddr4.String())
+	if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	for _, want := range []string{"setcap cap_net_raw", "ping_group_range"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q: %s", want, errOut)
+		}
+	}
+}

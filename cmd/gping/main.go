@@ -1,0 +1,37 @@
+// Command gping is ping(8) on gping's engine: iputils' flags, output and exit codes, with raw or
+// unprivileged ICMP sockets chosen automatically.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 4)
+	// SIGQUIT is taken over so that it prints the status line instead of a goroutine dump.
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT)
+	status := make(chan struct{}, 1)
+	go func() {
+		interrupted := false
+		for s := range sigs {
+			if s == syscall.SIGQUIT {
+				select {
+				case status <- struct{}{}:
+				default:
+				}
+				continue
+			}
+			if interrupted {
+				// A second interrupt means the user does not want to wait for the summary.
+				os.Exit(130)
+			}
+			interrupted = true
+			cancel()
+		}
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, status))
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, unit tests, namespace integration suites (as root), and a bounded
+# fuzz run of every parser. On a fresh Debian machine run it as root: it installs the packages the
+# lab needs. Set GPING_REQUIRE_LAB=1 (CI does) to turn a skipped integration suite into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
+
+need=()
+for tool in ip:iproute2 nft:nftables ping:iputils-ping setpriv:util-linux setcap:libcap2-bin; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		echo "installing: ${need[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "missing ${need[*]}: the namespace suites will skip (run as root to install them)" >&2
+	fi
+fi
+
+STATICCHECK_VERSION=2026.2.2
+if ! command -v staticcheck >/dev/null || ! staticcheck -version 2>/dev/null | grep -q "$STATICCHECK_VERSION"; then
+	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then echo "gofmt needed: $bad"; exit 1; fi
+echo "== go vet"
+go vet ./...
+echo "== staticcheck"
+staticcheck ./...
+echo "== non-Linux build"
+GOOS=darwin go build ./... && GOOS=freebsd go build ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzz (bounded)"
+FUZZTIME=${FUZZTIME:-20s}
+for target in FuzzParse FuzzParseExtensions FuzzParseQuote; do
+	if grep -q "func $target(" icmp/*_test.go; then
+		go test -run='^$' -fuzz="^$target\$" -fuzztime="$FUZZTIME" ./icmp/
+	fi
+done
+echo "all checks passed"
