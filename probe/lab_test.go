@@ -1,0 +1,166 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/netlab"
+	"github.com/gping/gping/rawsock"
+)
+
+// labEngine opens an engine of the given mode whose sockets live in ns.
+func labEngine(t *testing.T, ns *netlab.NS, mode rawsock.Mode, f icmp.Family) *Engine {
+	t.Helper()
+	e := New(&Config{Socket: rawsock.Config{Mode: mode}})
+	if err := ns.Do(func() error { return e.Open(f) }); err != nil {
+		t.Fatalf("open %s %s socket in %s: %v", mode, f, ns.Name(), err)
+	}
+	if got := e.Mode(f); got != mode {
+		t.Fatalf("opened %s, want %s", got, mode)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+type labCase struct {
+	name   string
+	mode   rawsock.Mode
+	dst    netip.Addr
+	router netip.Addr
+}
+
+func labCases(c *netlab.Chain) []labCase {
+	var cs []labCase
+	for _, m := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+		cs = append(cs,
+			labCase{m.String() + "/IPv4", m, c.TargetAddr4, c.RouterAddr4[0]},
+			labCase{m.String() + "/IPv6", m, c.TargetAddr6, c.RouterAddr6[0]})
+	}
+	return cs
+}
+
+// TestLabEngine: through a router, in both socket kinds and families, replies carry the
+// decremented TTL and a TTL of 1 brings the router's time exceeded, matched to its probe.
+func TestLabEngine(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	for _, tc := range labCases(c) {
+		t.Run(tc.name, func(t *testing.T) {
+			e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
+			ctx := context.Background()
+			res, err := e.Send(ctx, Request{Dst: tc.dst, Size: 56, Timeout: 5 * time.Second})
+			if err != nil || res.Outcome != Reply || res.From != tc.dst || res.TTL != 63 {
+				t.Fatalf("reply: %+v, %v", res, err)
+			}
+			res, err = e.Send(ctx, Request{Dst: tc.dst, Size: 56, TTL: 1, Timeout: 5 * time.Second})
+			var ie *ICMPErr
+			if !errors.Is(err, ErrICMP) || !errors.As(err, &ie) || res.Outcome != ICMPError ||
+				res.Kind != icmp.KindTimeExceeded || res.Code != 0 || res.From != tc.router || ie.From != tc.router {
+				t.Fatalf("ttl 1: %+v, %v", res, err)
+			}
+			if res.RTT <= 0 || res.RTT > 5*time.Second {
+				t.Errorf("error RTT %v", res.RTT)
+			}
+			s, err := e.Ping(ctx, tc.dst, &PingConfig{Count: 20, Interval: time.Millisecond, Timeout: 5 * time.Second})
+			if err != nil || s.Sent != 20 || s.Received != 20 || s.Errors != 0 || s.Lost != 0 {
+				t.Fatalf("ping: %+v, %v", s, err)
+			}
+			if c := e.Counters(); c.Foreign != 0 || c.Malformed != 0 || c.Late != 0 || c.BadChecksum != 0 {
+				t.Errorf("counters %+v", c)
+			}
+		})
+	}
+}
+
+// TestLabTimeoutAndClose: a silent target yields exactly one Timeout per probe and leaves
+// nothing pending; Close reports every unanswered probe as Canceled exactly once.
+func TestLabTimeoutAndClose(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Target.NoEchoReply(t)
+	for _, m := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+		for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+			t.Run(m.String()+"/"+icmp.FamilyOf(dst).String(), func(t *testing.T) {
+				e := labEngine(t, c.Host, m, icmp.FamilyOf(dst))
+				start := time.Now()
+				res, err := e.Send(context.Background(), Request{Dst: dst, Timeout: 100 * time.Millisecond})
+				if !errors.Is(err, ErrTimeout) || res.Outcome != Timeout {
+					t.Fatalf("silent target: %+v, %v", res, err)
+				}
+				if d := time.Since(start); d < 100*time.Millisecond {
+					t.Errorf("timed out after %v, before the 100ms timeout", d)
+				}
+				if n := e.pendingLen(); n != 0 {
+					t.Errorf("%d entries pending after a timeout", n)
+				}
+
+				var mu sync.Mutex
+				got := map[uint64][]Result{}
+				const n = 10
+				for range n {
+					if _, err := e.Start(Request{Dst: dst, Timeout: time.Hour, OnResult: func(r Result) {
+						mu.Lock()
+						got[r.Seq] = append(got[r.Seq], r)
+						mu.Unlock()
+					}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := e.Close(); err != nil {
+					t.Fatal(err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if len(got) != n {
+					t.Fatalf("Close reported %d probes, want %d", len(got), n)
+				}
+				for seq, rs := range got {
+					if len(rs) != 1 || rs[0].Outcome != Canceled || !errors.Is(rs[0].Error(), ErrClosed) {
+						t.Errorf("probe %d: %+v", seq, rs)
+					}
+				}
+				if c := e.Counters(); c.Timeouts != 1 || c.Sent != n+1 {
+					t.Errorf("counters %+v", c)
+				}
+			})
+		}
+	}
+}
+
+// TestLabCancel: a canceled probe is removed at once and is never reported.
+func TestLabCancel(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Target.NoEchoReply(t)
+	e := labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
+	called := make(chan Result, 1)
+	seq, err := e.Start(Request{Dst: c.TargetAddr4, Timeout: 20 * time.Millisecond, OnResult: func(r Result) { called <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Cancel(c.TargetAddr4, seq) {
+		t.Fatal("Cancel of a pending probe reported false")
+	}
+	if e.Cancel(c.TargetAddr4, seq) {
+		t.Fatal("second Cancel reported true")
+	}
+	if n := e.pendingLen(); n != 0 {
+		t.Fatalf("%d entries pending after Cancel", n)
+	}
+	// A later probe's timeout fires the shared timer; the canceled one must stay silent.
+	if _, err := e.Send(context.Background(), Request{Dst: c.TargetAddr4, Timeout: 50 * time.Millisecond}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("second probe: %v", err)
+	}
+	select {
+	case r := <-called:
+		t.Fatalf("canceled probe reported %+v", r)
+	default:
+	}
+}
