@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -233,5 +234,90 @@ func TestLabPermissionDenied(t *testing.T) {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q: %s", want, errOut)
 		}
+	}
+}
+
+// TestLabNames: names resolve forward and backward (from the namespace's own hosts file, which
+// `ip netns exec` mounts over /etc/hosts), printed as iputils prints them; -n turns reverse
+// lookups off. The namespace has no route to any DNS server, so nothing leaves it.
+func TestLabNames(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	dir := "/etc/netns/" + c.Host.Name()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	hosts := fmt.Sprintf("127.0.0.1 localhost\n%s target.lab\n%s target6.lab\n", c.TargetAddr4, c.TargetAddr6)
+	if err := os.WriteFile(dir+"/hosts", []byte(hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, addr, header string
+	}{
+		{"target.lab", c.TargetAddr4.String(), fmt.Sprintf("PING target.lab (%s) 56(84) bytes of data.", c.TargetAddr4)},
+		{"target6.lab", c.TargetAddr6.String(), fmt.Sprintf("PING target6.lab(target6.lab (%s)) 56 data bytes", c.TargetAddr6)},
+	} {
+		args := []string{"-c", "2", "-i", "0.01", tc.name}
+		out, errOut, code := inNS(t, c.Host, gpingBin, args...)
+		if code != 0 || !strings.HasPrefix(out, tc.header+"\n") {
+			t.Fatalf("exit %d, want header %q\n%s%s", code, tc.header, out, errOut)
+		}
+		if n := strings.Count(out, fmt.Sprintf("bytes from %s (%s): icmp_seq=", tc.name, tc.addr)); n != 2 {
+			t.Errorf("%d named reply lines, want 2:\n%s", n, out)
+		}
+		theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
+		sameShape(t, out, theirs)
+		out, _, _ = inNS(t, c.Host, gpingBin, append([]string{"-n"}, args...)...)
+		if n := strings.Count(out, fmt.Sprintf("bytes from %s: icmp_seq=", tc.addr)); n != 2 {
+			t.Errorf("-n: %d numeric reply lines, want 2:\n%s", n, out)
+		}
+	}
+}
+
+// TestLabTwoProcesses: two gping processes pinging the same host at the same moment each count
+// exactly their own replies, in either socket kind.
+func TestLabTwoProcesses(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	for _, mode := range []string{"raw", "dgram"} {
+		for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+			t.Run(mode+"/"+dst.String(), func(t *testing.T) {
+				const procs, count = 4, 50
+				outs := make(chan string, procs)
+				for range procs {
+					go func() {
+						out, _, _ := gpingIn(t, c.Host, mode, "-c", strconv.Itoa(count), "-i", "0.002", dst.String())
+						outs <- out
+					}()
+				}
+				for range procs {
+					out := <-outs
+					if !strings.Contains(out, fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", count, count)) ||
+						strings.Contains(out, "DUP") || strings.Count(out, " bytes from ") != count {
+						t.Errorf("crossed or lost replies:\n%s", out)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestFloodNeedsPrivilege: as iputils, an unprivileged user may not flood or go under 2 ms.
+func TestFloodNeedsPrivilege(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	for _, args := range [][]string{{"-f", "-c", "3"}, {"-i", "0.001", "-c", "3"}} {
+		out, errOut, code := gpingIn(t, c.Host, "dgram-user", append(args, c.TargetAddr4.String())...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "cannot flood") {
+			t.Errorf("%v as nobody: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	// Root may.
+	out, _, code := inNS(t, c.Host, gpingBin, "-f", "-c", "200", c.TargetAddr4.String())
+	if code != 0 || !strings.Contains(out, "200 packets transmitted, 200 received") || !strings.Contains(out, "ipg/ewma") {
+		t.Errorf("flood as root: exit %d\n%q", code, out)
 	}
 }
