@@ -321,3 +321,34 @@ func TestFloodNeedsPrivilege(t *testing.T) {
 		t.Errorf("flood as root: exit %d\n%q", code, out)
 	}
 }
+
+// TestLabDuplicates: a target whose replies nftables duplicates (dup to the host) yields
+// iputils' "(DUP!)" lines and "+N duplicates" in the summary, and the probes still count once.
+func TestLabDuplicates(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Target.Nft(t, fmt.Sprintf(`table ip gpingdup {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		icmp type echo-reply dup to %s
+	}
+}
+`, c.HostAddr4))
+	out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "3", "-i", "0.01", c.TargetAddr4.String())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	// The run ends when the last probe is answered, as iputils' does, so the last duplicate
+	// may or may not be in: either way lines and summary must agree.
+	dups := strings.Count(out, " ms (DUP!)\n")
+	if dups < 2 || dups > 3 {
+		t.Errorf("%d DUP lines, want 2 or 3:\n%s", dups, out)
+	}
+	want := fmt.Sprintf("3 packets transmitted, 3 received, +%d duplicates, 0%% packet loss", dups)
+	if !strings.Contains(out, want) {
+		t.Errorf("summary lacks %q:\n%s", want, out)
+	}
+	if n := strings.Count(out, " bytes from "); n != 3+dups {
+		t.Errorf("%d reply lines for 3 replies and %d duplicates", n, dups)
+	}
+}
