@@ -352,3 +352,41 @@ func TestLabDuplicates(t *testing.T) {
 		t.Errorf("%d reply lines for 3 replies and %d duplicates", n, dups)
 	}
 }
+
+// TestLabFileCapability: a binary given cap_net_raw+p (permitted, not effective, as the
+// Dockerfile does) raises the capability itself and opens a raw socket for an ordinary user
+// where ping sockets are refused.
+func TestLabFileCapability(t *testing.T) {
+	setcap, err := exec.LookPath("setcap")
+	if err != nil {
+		t.Skip("setcap (libcap2-bin) not installed")
+	}
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := dir + "/gping"
+	data, err := os.ReadFile(gpingBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(setcap, "cap_net_raw+p", bin).CombinedOutput(); err != nil {
+		t.Skipf("setcap on %s: %v %s (file system without capability xattrs?)", dir, err, out)
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+		out, errOut, code := inNS(t, c.Host, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-c", "2", "-i", "0.01", dst.String())
+		if code != 0 || !strings.Contains(out, "2 packets transmitted, 2 received") {
+			t.Errorf("%s as nobody with cap_net_raw+p: exit %d\n%s%s", dst, code, out, errOut)
+		}
+	}
+}
