@@ -32,3 +32,6 @@ func (c *Conn) readPacket([]byte, *Packet) error { return unsupported("read") }
 
 // RawAllowed reports whether this process may open raw ICMP sockets; never here.
 func RawAllowed() bool { return false }
+
+// DropPrivileges gives up the process's privileges; not implemented here.
+func DropPrivileges() error { return unsupported("drop privileges") }

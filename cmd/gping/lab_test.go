@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -388,5 +390,86 @@ func TestLabFileCapability(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "2 packets transmitted, 2 received") {
 			t.Errorf("%s as nobody with cap_net_raw+p: exit %d\n%s%s", dst, code, out, errOut)
 		}
+	}
+}
+
+// capsOf reads the capability sets of a running process.
+func capsOf(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := map[string]string{}
+	for _, l := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.HasPrefix(k, "Cap") || k == "NoNewPrivs" {
+			caps[k] = strings.TrimSpace(v)
+		}
+	}
+	return caps
+}
+
+// TestPrivilegesDropped: once its socket is open, gping holds no capability, whether it ran as
+// root or as a user with the file capability; checked from /proc while it runs.
+func TestPrivilegesDropped(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	capBin := dir + "/gping"
+	data, _ := os.ReadFile(gpingBin)
+	if err := os.WriteFile(capBin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	canSetcap := exec.Command("setcap", "cap_net_raw+p", capBin).Run() == nil
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{"root", []string{gpingBin}},
+		{"root-dgram", []string{gpingBin, "--socket=dgram"}},
+		{"user-filecap", []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", capBin}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "user-filecap" && !canSetcap {
+				t.Skip("setcap unavailable here")
+			}
+			if tc.name == "root-dgram" {
+				c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+				defer c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := c.Host.Exec(ctx, tc.argv[0], append(tc.argv[1:], "-i", "0.01", c.TargetAddr4.String())...)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() && !strings.Contains(sc.Text(), " bytes from ") {
+			}
+			// `ip netns exec` (and setpriv) exec into gping, so the pid is gping's.
+			caps := capsOf(t, cmd.Process.Pid)
+			for _, k := range []string{"CapEff", "CapPrm", "CapInh", "CapAmb"} {
+				if caps[k] != "0000000000000000" {
+					t.Errorf("%s = %s mid-run, want 0 (%v)", k, caps[k], caps)
+				}
+			}
+			if caps["NoNewPrivs"] != "1" {
+				t.Errorf("NoNewPrivs = %q, want 1", caps["NoNewPrivs"])
+			}
+			cmd.Process.Signal(os.Interrupt)
+			io.Copy(io.Discard, stdout)
+			if err := cmd.Wait(); err != nil || stderr.Len() != 0 {
+				t.Errorf("gping: %v, stderr %q", err, stderr.String())
+			}
+		})
 	}
 }

@@ -107,6 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 		con.errorf("%v", err)
 		return exitError
 	}
+	// The socket is all gping needed privilege for: give up the rest before touching input
+	// from the network.
+	if err := rawsock.DropPrivileges(); err != nil {
+		con.errorf("warning: %v", err)
+	}
 
 	names := newNamer(!o.numeric && !numericHost)
 	// iputils names the address in the IPv6 header ("name (addr)") but not in the IPv4 one.
