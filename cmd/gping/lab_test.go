@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -471,5 +472,105 @@ func TestPrivilegesDropped(t *testing.T) {
 				t.Errorf("gping: %v, stderr %q", err, stderr.String())
 			}
 		})
+	}
+}
+
+// echoCounter counts the echo requests that reach the target, as ground truth for "transmitted".
+func echoCounter(t *testing.T, ns *netlab.NS) func() int {
+	ns.Nft(t, `table inet gpingcount {
+	counter echoes { }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		icmp type echo-request counter name echoes
+		icmpv6 type echo-request counter name echoes
+	}
+}
+`)
+	re := regexp.MustCompile(`packets (\d+) bytes`)
+	return func() int {
+		out := ns.MustRun(t, "nft", "list", "counter", "inet", "gpingcount", "echoes")
+		m := re.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no counter in %q", out)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+}
+
+// TestLabSignalAnyMoment: SIGINT or SIGTERM after any number of replies prints the summary once,
+// with "transmitted" equal to the echo requests the target received, and exits as iputils.
+func TestLabSignalAnyMoment(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	count := echoCounter(t, c.Target)
+	for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		for _, after := range []int{0, 1, 5} {
+			t.Run(fmt.Sprintf("%v/after-%d", sig, after), func(t *testing.T) {
+				before := count()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := c.Host.Exec(ctx, gpingBin, "-i", "0.005", c.TargetAddr4.String())
+				stdout, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer cmd.Process.Kill()
+				var out strings.Builder
+				sc := bufio.NewScanner(stdout)
+				for replies := -1; replies < after && sc.Scan(); { // the header line counts as -1
+					out.WriteString(sc.Text() + "\n")
+					replies++
+				}
+				cmd.Process.Signal(sig)
+				rest, _ := io.ReadAll(stdout)
+				out.Write(rest)
+				err = cmd.Wait()
+				m := summaryRE.FindStringSubmatch(out.String())
+				if m == nil || strings.Count(out.String(), "ping statistics") != 1 {
+					t.Fatalf("summary missing or repeated (%v):\n%s", err, out.String())
+				}
+				sent, _ := strconv.Atoi(m[1])
+				recv, _ := strconv.Atoi(m[2])
+				if got := count() - before; got != sent {
+					t.Errorf("gping says %d transmitted, the target received %d", sent, got)
+				}
+				if (recv > 0) != (err == nil) {
+					t.Errorf("exit %v with %d received", err, recv)
+				}
+			})
+		}
+	}
+}
+
+// TestClosedStdout: `gping ... | head -1` ends gping quietly when head exits.
+func TestClosedStdout(t *testing.T) {
+	needRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gpingBin, "-i", "0.005", "127.0.0.1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "PING ") {
+		t.Fatalf("first line %q, %v", first, err)
+	}
+	stdout.Close()
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("gping kept running after its stdout closed")
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("gping was not quiet: %q (%v)", stderr.String(), err)
 	}
 }
