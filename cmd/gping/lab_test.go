@@ -574,3 +574,131 @@ func TestClosedStdout(t *testing.T) {
 		t.Errorf("gping was not quiet: %q (%v)", stderr.String(), err)
 	}
 }
+
+// lines feeds the lines of r into a channel, closed at EOF.
+func lines(r io.Reader) <-chan string {
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+// waitLine reads from ch until a line contains want, failing after the test's bound.
+func waitLine(t *testing.T, ch <-chan string, want string, seen *[]string) {
+	t.Helper()
+	timeout := time.NewTimer(20 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case l, ok := <-ch:
+			if !ok {
+				t.Fatalf("output ended before %q; seen:\n%s", want, strings.Join(*seen, "\n"))
+			}
+			*seen = append(*seen, l)
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-timeout.C:
+			t.Fatalf("no %q within 20s; seen:\n%s", want, strings.Join(*seen, "\n"))
+		}
+	}
+}
+
+// TestLabFaults: a path that fails mid-run (prohibit, unreachable and blackhole routes, an
+// output firewall drop, the link going down) is reported once per state change with the
+// kernel's reason, the failed probes count as errors, and replies resume when the path returns.
+func TestLabFaults(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	// Linux flushes IPv6 addresses when a link goes down unless told to keep them; the link
+	// fault is about the path, not about renumbering.
+	for _, ns := range []*netlab.NS{c.Host, c.Target} {
+		ns.Sysctl(t, "net.ipv6.conf.all.keep_addr_on_down", "1")
+	}
+	ifName := strings.Fields(c.Host.MustRun(t, "ip", "-o", "link", "show", "type", "veth"))[1]
+	ifName, _, _ = strings.Cut(strings.TrimSuffix(ifName, ":"), "@")
+	type fault struct {
+		name, text    string
+		apply, revert []string
+	}
+	faults := func(dst netip.Addr) []fault {
+		ipv := "-4"
+		bits := "/32"
+		if dst.Is6() {
+			ipv, bits = "-6", "/128"
+		}
+		route := func(kind string) fault {
+			return fault{kind + " route", "", []string{"ip", ipv, "route", "add", kind, dst.String() + bits}, []string{"ip", ipv, "route", "del", kind, dst.String() + bits}}
+		}
+		fs := []fault{route("prohibit"), route("unreachable"), route("blackhole")}
+		fs[0].text, fs[1].text, fs[2].text = "Permission denied", "No route to host", "Invalid argument"
+		fs = append(fs,
+			fault{"firewall", "Operation not permitted",
+				[]string{"nft", "add table inet gpingfw; add chain inet gpingfw out { type filter hook output priority 0; }; add rule inet gpingfw out meta l4proto { icmp, ipv6-icmp } drop"},
+				[]string{"nft", "delete", "table", "inet", "gpingfw"}},
+			fault{"link down", "Network is unreachable",
+				[]string{"ip", "link", "set", ifName, "down"}, []string{"ip", "link", "set", ifName, "up"}})
+		return fs
+	}
+	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+		for _, f := range faults(dst) {
+			t.Run(dst.String()+"/"+f.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				cmd := c.Host.Exec(ctx, gpingBin, "-i", "0.005", "-W", "1", dst.String())
+				stdout, _ := cmd.StdoutPipe()
+				stderr, _ := cmd.StderrPipe()
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				defer cmd.Process.Kill()
+				out, errs := lines(stdout), lines(stderr)
+				var seenOut, seenErr []string
+				waitLine(t, out, "icmp_seq=3 ", &seenOut)
+				c.Host.MustRun(t, f.apply...)
+				waitLine(t, errs, "sendmsg: "+f.text, &seenErr)
+				c.Host.MustRun(t, f.revert...)
+				// Replies resume: wait for three more after the revert.
+				start := len(seenOut)
+				for n := 0; n < 3; {
+					waitLine(t, out, " bytes from ", &seenOut)
+					n = len(seenOut) - start
+				}
+				cmd.Process.Signal(os.Interrupt)
+				for l := range out {
+					seenOut = append(seenOut, l)
+				}
+				for l := range errs {
+					seenErr = append(seenErr, l)
+				}
+				err := cmd.Wait()
+				all := strings.Join(seenOut, "\n")
+				if err != nil {
+					t.Errorf("exit %v\n%s", err, all)
+				}
+				if len(seenErr) != 1 {
+					t.Errorf("stderr has %d lines, want the one state change:\n%s", len(seenErr), strings.Join(seenErr, "\n"))
+				}
+				m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received, \+(\d+) errors`).FindStringSubmatch(all)
+				if m == nil {
+					t.Fatalf("no errors in the summary:\n%s", all)
+				}
+				sent, _ := strconv.Atoi(m[1])
+				recv, _ := strconv.Atoi(m[2])
+				nerr, _ := strconv.Atoi(m[3])
+				if nerr == 0 || recv < 6 || recv+nerr > sent || recv != strings.Count(all, " bytes from ") {
+					t.Errorf("sent %d, received %d, errors %d:\n%s", sent, recv, nerr, all)
+				}
+				// No busy loop while the path was down.
+				if u := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(); u > time.Second {
+					t.Errorf("used %v of CPU", u)
+				}
+			})
+		}
+	}
+}

@@ -166,12 +166,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 			con.line(fmt.Sprintf("no answer yet for icmp_seq=%d\n", uint16(seq)))
 		}
 	}
-	if o.flood && !o.quiet {
-		cfg.OnSend = func(uint64) { con.line(".") }
+	// A failing send is reported when the failure starts or changes, not on every probe: a
+	// route that stays "prohibit" for a minute is one state, not sixty messages.
+	var sendErr string
+	cfg.OnSend = func(uint64) {
+		sendErr = ""
+		if o.flood && !o.quiet {
+			con.line(".")
+		}
 	}
 	cfg.OnSendError = func(err error) {
-		if !o.flood {
-			con.errorf("sendmsg: %s", syscallText(err))
+		if s := syscallText(err); s != sendErr {
+			sendErr = s
+			con.errorf("sendmsg: %s", s)
 		}
 	}
 	p := e.NewPinger(dst, cfg)
