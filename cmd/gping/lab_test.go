@@ -251,7 +251,10 @@ func TestLabNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	hosts := fmt.Sprintf("127.0.0.1 localhost\n%s target.lab\n%s target6.lab\n", c.TargetAddr4, c.TargetAddr6)
+	// The router's address maps to a name with terminal escape bytes: it must be printed
+	// escaped, never raw.
+	hosts := fmt.Sprintf("127.0.0.1 localhost\n%s target.lab\n%s target6.lab\n%s evil\x1b[2J\x07.lab\n",
+		c.TargetAddr4, c.TargetAddr6, c.RouterAddr4[0])
 	if err := os.WriteFile(dir+"/hosts", []byte(hosts), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +278,13 @@ func TestLabNames(t *testing.T) {
 		if n := strings.Count(out, fmt.Sprintf("bytes from %s: icmp_seq=", tc.addr)); n != 2 {
 			t.Errorf("-n: %d numeric reply lines, want 2:\n%s", n, out)
 		}
+	}
+	// Go's resolver already refuses such a name (it is no valid domain name); either way it
+	// must not reach the terminal raw (quoteName's own escaping is tested in options_test.go).
+	out, _, code := inNS(t, c.Host, gpingBin, "-c", "1", "-t", "1", "target.lab")
+	re := regexp.MustCompile(fmt.Sprintf(`\nFrom (\S+) \(%s\) icmp_seq=1 Time to live exceeded\n`, regexp.QuoteMeta(c.RouterAddr4[0].String())))
+	if code != 1 || !re.MatchString(out) || strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("hostile reverse name: exit %d, output:\n%q", code, out)
 	}
 }
 

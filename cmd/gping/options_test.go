@@ -73,6 +73,10 @@ func TestParseOptionsErrors(t *testing.T) {
 
 // TestRunBadInput: every input error is one line on stderr, nothing on stdout, exit 2.
 func TestRunBadInput(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"fe80::1"}, &out, &errOut, nil); code != exitError || !strings.Contains(errOut.String(), "fe80::1%IFNAME") {
+		t.Errorf("link-local without zone: exit %d, stderr %q: want a hint naming the zone", code, errOut.String())
+	}
 	for _, args := range [][]string{
 		{"-c", "0", "127.0.0.1"},
 		{"-4", "::1"},
@@ -132,5 +136,19 @@ func TestStatusLine(t *testing.T) {
 	// ewma: 800 -> 800+(1600-800)/8=900 -> 900+(800-900)/8=887.5
 	if got := f.ewma(); got != 887500*time.Nanosecond {
 		t.Fatalf("ewma = %v", got)
+	}
+}
+
+func TestQuoteName(t *testing.T) {
+	for in, want := range map[string]string{
+		"host.example":        "host.example",
+		"evil\x1b[2J\a.lab":   `evil\x1b[2J\a.lab`,
+		"caf\u00e9.example":   `caf\u00e9.example`,
+		"new\nline":           `new\nline`,
+		"\x9b31m.csi.example": `\x9b31m.csi.example`,
+	} {
+		if got := quoteName(in); got != want {
+			t.Errorf("quoteName(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
