@@ -161,6 +161,18 @@ func (e *Engine) Mode(f icmp.Family) rawsock.Mode {
 	return rawsock.Auto
 }
 
+// IdentShared reports whether another ping socket has bound the ident of this engine's datagram
+// socket for family f: Linux gives the replies to the socket bound last, so a caller seeing its
+// replies stop can tell "the network lost them" from "another socket took them". It is false
+// for raw sockets and when no socket is open.
+func (e *Engine) IdentShared(f icmp.Family) (bool, error) {
+	s := e.socks[famIndex(f)].Load()
+	if s == nil {
+		return false, nil
+	}
+	return s.conn.IdentShared()
+}
+
 // Token returns the random token that marks this engine's requests.
 func (e *Engine) Token() uint64 { return e.token }
 

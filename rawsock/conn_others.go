@@ -35,3 +35,6 @@ func RawAllowed() bool { return false }
 
 // DropPrivileges gives up the process's privileges; not implemented here.
 func DropPrivileges() error { return unsupported("drop privileges") }
+
+// IdentShared reports whether another socket shares this socket's ident; not implemented here.
+func (c *Conn) IdentShared() (bool, error) { return false, unsupported("ident check") }

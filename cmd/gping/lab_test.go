@@ -712,3 +712,56 @@ func TestLabFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestLabIdentTaken: when another ping socket binds gping's ident mid-run (Linux allows it and
+// gives it the replies), gping says so instead of reporting plain loss.
+func TestLabIdentTaken(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := c.Host.Exec(ctx, gpingBin, "--socket=dgram", "-c", "4", "-i", "0.2", "-W", "0.2", c.TargetAddr4.String())
+	stdout, _ := cmd.StdoutPipe()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	out := lines(stdout)
+	var seen []string
+	waitLine(t, out, "icmp_seq=1 ", &seen)
+	// gping's ident, from the namespace's ping socket table (it holds only gping's socket).
+	table := strings.Split(strings.TrimSpace(c.Host.MustRun(t, "cat", "/proc/net/icmp")), "\n")
+	if len(table) != 2 {
+		t.Fatalf("ping socket table:\n%s", strings.Join(table, "\n"))
+	}
+	_, port, _ := strings.Cut(strings.Fields(table[1])[1], ":")
+	ident, err := strconv.ParseUint(port, 16, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Host.Do(func() error {
+		fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, syscall.IPPROTO_ICMP)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { syscall.Close(fd) })
+		return syscall.Bind(fd, &syscall.SockaddrInet4{Port: int(ident)})
+	})
+	if err != nil {
+		t.Fatalf("binding a second socket to ident %d: %v", ident, err)
+	}
+	for l := range out {
+		seen = append(seen, l)
+	}
+	cmd.Wait()
+	all := strings.Join(seen, "\n")
+	if !strings.Contains(all, "4 packets transmitted, 1 received") {
+		t.Errorf("want the 3 later replies taken:\n%s", all)
+	}
+	if !strings.Contains(stderr.String(), "another ping socket is bound to this one's ident") {
+		t.Errorf("no warning about the taken ident; stderr %q", stderr.String())
+	}
+}

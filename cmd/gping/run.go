@@ -205,6 +205,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 	}
 	s := p.Summary()
 	con.line(summaryText(o.host, s, p.Elapsed(), o.percentiles, floodOut))
+	if s.Lost > 0 {
+		// Silence from a ping socket may mean another socket took our ident, not loss.
+		if shared, err := e.IdentShared(fam); err == nil && shared {
+			con.errorf("warning: another ping socket is bound to this one's ident and receives its replies: the losses above may not be real")
+		}
+	}
+	if c := e.Counters(); c.KernelDrops > 0 {
+		con.errorf("warning: the kernel dropped %d packets for want of receive buffer", c.KernelDrops)
+	}
 	if s.Received == 0 || o.deadline > 0 && o.count > 0 && s.Received < uint64(o.count) {
 		return exitNoReply
 	}
