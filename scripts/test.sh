@@ -38,6 +38,9 @@ GOOS=darwin go build ./... && GOOS=freebsd go build ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./...
 
+echo "== soak: 10^6 probes, memory and goroutines flat (without -race, which would swamp it)"
+go test -count=1 -run '^TestSoak$' -v ./probe/ | grep -E '^(=== RUN|--- |\s+soak_test|ok|FAIL)'
+
 echo "== fuzz (bounded)"
 FUZZTIME=${FUZZTIME:-20s}
 for target in FuzzParse FuzzParseExtensions FuzzParseQuote; do
