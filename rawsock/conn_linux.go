@@ -508,18 +508,26 @@ func (c *Conn) readPacket(buf []byte, p *Packet) error {
 		return nil
 	}
 	if c.family == icmp.IPv4 && c.mode == Privileged {
-		// Raw IPv4 sockets deliver the IP header (RFC 791) in front of the ICMP message.
-		if len(data) < 20 || data[0]>>4 != 4 {
-			return c.opError("read", p.Src, fmt.Errorf("%w: short or non-IPv4 packet of %d bytes", ErrMalformed, len(data)))
+		var err error
+		if data, err = stripIPv4(data, p); err != nil {
+			return c.opError("read", p.Src, err)
 		}
-		ihl := int(data[0]&0x0f) * 4
-		if ihl < 20 || ihl > len(data) {
-			return c.opError("read", p.Src, fmt.Errorf("%w: IPv4 header length %d in %d bytes", ErrMalformed, ihl, len(data)))
-		}
-		p.TTL = int(data[8])
-		p.Dst = netip.AddrFrom4([4]byte(data[16:20]))
-		data = data[ihl:]
 	}
 	p.Data = data
 	return nil
+}
+
+// stripIPv4 removes the IP header (RFC 791) that raw IPv4 sockets deliver in front of the ICMP
+// message, taking the TTL and destination from it. Its length field is untrusted.
+func stripIPv4(data []byte, p *Packet) ([]byte, error) {
+	if len(data) < 20 || data[0]>>4 != 4 {
+		return nil, fmt.Errorf("%w: short or non-IPv4 packet of %d bytes", ErrMalformed, len(data))
+	}
+	ihl := int(data[0]&0x0f) * 4
+	if ihl < 20 || ihl > len(data) {
+		return nil, fmt.Errorf("%w: IPv4 header length %d in %d bytes", ErrMalformed, ihl, len(data))
+	}
+	p.TTL = int(data[8])
+	p.Dst = netip.AddrFrom4([4]byte(data[16:20]))
+	return data[ihl:], nil
 }

@@ -41,11 +41,19 @@ go test -race -count=1 -timeout 20m ./...
 echo "== soak: 10^6 probes, memory and goroutines flat (without -race, which would swamp it)"
 go test -count=1 -run '^TestSoak$' -v ./probe/ | grep -E '^(=== RUN|--- |\s+soak_test|ok|FAIL)'
 
-echo "== fuzz (bounded)"
+echo "== fuzz (bounded): every Fuzz target of every package, FUZZTIME each"
 FUZZTIME=${FUZZTIME:-20s}
-for target in FuzzParse FuzzParseExtensions FuzzParseQuote; do
-	if grep -q "func $target(" icmp/*_test.go; then
-		go test -run='^$' -fuzz="^$target\$" -fuzztime="$FUZZTIME" ./icmp/
-	fi
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //'); do
+		echo "-- $pkg $target"
+		log=$(mktemp)
+		if ! go test -run='^$' -fuzz="^$target\$" -fuzztime="$FUZZTIME" "$pkg" >"$log" 2>&1; then
+			cat "$log"
+			exit 1
+		fi
+		grep 'execs:' "$log" | tail -n 1
+		rm -f "$log"
+	done
 done
 echo "all checks passed"

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
@@ -53,7 +54,28 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-func badArg(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+// badArg builds a usage error. Arguments are the user's bytes: control characters and anything
+// outside printable ASCII are escaped so that the one-line message stays one line and cannot
+// drive the terminal.
+func badArg(format string, a ...any) error { return &usageError{escape(fmt.Sprintf(format, a...))} }
+
+func escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x20 || r >= 0x7f:
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
+}
 
 func outOfRange(v string, lo, hi int64) error {
 	return badArg("invalid argument: '%s': out of range: %d <= value <= %d", v, lo, hi)
@@ -246,7 +268,7 @@ func parseOptions(args []string) (*options, error) {
 		return nil, badArg("usage error: Destination address required")
 	case 1:
 	default:
-		return nil, badArg("usage error: only one destination may be given (got %q)", strings.Join(rest, " "))
+		return nil, badArg("usage error: only one destination may be given (got '%s')", strings.Join(rest, " "))
 	}
 	o.host = rest[0]
 	if err := checkHostName(o.host); err != nil {
