@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -229,14 +230,53 @@ func TestLabPermissionDenied(t *testing.T) {
 	lab := netlab.New(t)
 	c := lab.Chain(0)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
-	out, errOut, code := gpingIn(t, c.Host, "dgram-user", "-c", "1", c.TargetAddr4.String())
-	if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
-		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
-	}
-	for _, want := range []string{"setcap cap_net_raw", "ping_group_range"} {
-		if !strings.Contains(errOut, want) {
-			t.Errorf("stderr lacks %q: %s", want, errOut)
+	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+		out, errOut, code := gpingIn(t, c.Host, "dgram-user", "-c", "1", dst.String())
+		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", dst, code, out, errOut)
 		}
+		for _, want := range []string{"setcap cap_net_raw", "ping_group_range"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%s: stderr lacks %q: %s", dst, want, errOut)
+			}
+		}
+	}
+}
+
+// TestLabDNSTimeout: a resolver that never answers (a silent socket on the namespace's own
+// loopback, named in its resolv.conf) costs gping a bounded wait and exit 2, not a hang.
+func TestLabDNSTimeout(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	dir := "/etc/netns/" + c.Host.Name()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.WriteFile(dir+"/resolv.conf", []byte("nameserver 127.0.0.1\noptions timeout:30 attempts:3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/hosts", []byte("127.0.0.1 localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Host.Do(func() error {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:53")
+		if err == nil {
+			t.Cleanup(func() { pc.Close() })
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "1", "silent.lab")
+	d := time.Since(start)
+	if code != 2 || out != "" || !strings.Contains(errOut, "silent.lab: Temporary failure in name resolution") {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if d < dnsTimeout || d > dnsTimeout+5*time.Second {
+		t.Errorf("gave up after %v, want about %v", d, dnsTimeout)
 	}
 }
 
