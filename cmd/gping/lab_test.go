@@ -328,31 +328,32 @@ func TestLabNames(t *testing.T) {
 	}
 }
 
-// TestLabTwoProcesses: two gping processes pinging the same host at the same moment each count
-// exactly their own replies, in either socket kind.
-func TestLabTwoProcesses(t *testing.T) {
+// TestLabConcurrentProcesses: eight gping processes at once, raw and datagram mixed, two on
+// each of four hosts (so same-host and different-host neighbours both exist), each count
+// exactly their own replies: none lost, none crossed, no duplicates.
+func TestLabConcurrentProcesses(t *testing.T) {
 	lab := netlab.New(t)
 	c := lab.Chain(1)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
-	for _, mode := range []string{"raw", "dgram"} {
-		for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
-			t.Run(mode+"/"+dst.String(), func(t *testing.T) {
-				const procs, count = 4, 50
-				outs := make(chan string, procs)
-				for range procs {
-					go func() {
-						out, _, _ := gpingIn(t, c.Host, mode, "-c", strconv.Itoa(count), "-i", "0.002", dst.String())
-						outs <- out
-					}()
-				}
-				for range procs {
-					out := <-outs
-					if !strings.Contains(out, fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", count, count)) ||
-						strings.Contains(out, "DUP") || strings.Count(out, " bytes from ") != count {
-						t.Errorf("crossed or lost replies:\n%s", out)
-					}
-				}
-			})
+	hosts := []netip.Addr{c.TargetAddr4, c.TargetAddr6, c.RouterAddr4[0], c.RouterAddr6[0]}
+	const procs, count = 8, 100
+	type result struct {
+		name, out string
+	}
+	results := make(chan result, procs)
+	for i := range procs {
+		mode := []string{"raw", "dgram"}[i%2]
+		dst := hosts[i/2%len(hosts)]
+		go func() {
+			out, _, _ := gpingIn(t, c.Host, mode, "-c", strconv.Itoa(count), "-i", "0.002", dst.String())
+			results <- result{mode + " " + dst.String(), out}
+		}()
+	}
+	for range procs {
+		r := <-results
+		if !strings.Contains(r.out, fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", count, count)) ||
+			strings.Contains(r.out, "DUP") || strings.Count(r.out, " bytes from ") != count {
+			t.Errorf("%s: crossed or lost replies:\n%s", r.name, r.out)
 		}
 	}
 }
