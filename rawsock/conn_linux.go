@@ -55,6 +55,10 @@ type writer struct {
 	sa    unix.RawSockaddrInet6 // large enough for a sockaddr_in too
 	oob   [64]byte
 	errno syscall.Errno
+	// stale: this is a datagram socket with IP_RECVERR, whose sendmsg reports (and clears) an
+	// ICMP error that arrived for an earlier packet, instead of sending. That error is
+	// delivered through the error queue already, so the send is tried once more.
+	stale bool
 }
 
 func listen(f icmp.Family, cfg *Config) (*Conn, error) {
@@ -377,6 +381,7 @@ func (c *Conn) writeTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 		w.msg.SetControllen(n)
 	}
 	w.errno = 0
+	w.stale = c.mode == Unprivileged
 	err := c.sys.rc.Write(w.fn)
 	w.iov.Base = nil // do not keep the caller's buffer alive from the pool
 	if err != nil {
@@ -398,6 +403,13 @@ func (w *writer) send(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			return false
+		case 0:
+		default:
+			if w.stale {
+				// At most once: a second failure is this packet's own.
+				w.stale = false
+				continue
+			}
 		}
 		w.errno = e
 		return true

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gping/gping/icmp"
 )
 
@@ -659,5 +661,46 @@ func BenchmarkEchoLoopback(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestStaleErrorDoesNotEatSend: a datagram socket with IP_RECVERR keeps an arrived ICMP error
+// pending, and the next sendmsg reports it instead of sending. WriteTo must send anyway: the
+// error is the earlier packet's, and it waits on the error queue.
+func TestStaleErrorDoesNotEatSend(t *testing.T) {
+	lab := newRoutedLab(t)
+	for _, f := range families {
+		t.Run(f.String(), func(t *testing.T) {
+			c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr := newProber(t, c)
+			if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
+				t.Fatalf("WriteTo TTL 1: %v", err)
+			}
+			// Wait, without reading, until the time exceeded is queued on the socket.
+			fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
+			if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
+				t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
+			}
+			if err := pr.send(lab.far[f], 2, nil); err != nil {
+				t.Fatalf("send after a queued ICMP error: %v", err)
+			}
+			var p Packet
+			gotErr, gotReply := false, false
+			for range 2 {
+				readWithin(t, c, pr.buf, &p)
+				switch {
+				case p.Err != nil && p.Err.Type == timeExceededType(f):
+					gotErr = true
+				case p.Err == nil && pr.isOurEcho(p.Data, f.EchoReplyType(), 2):
+					gotReply = true
+				}
+			}
+			if !gotErr || !gotReply {
+				t.Errorf("queued error read: %v, reply to the second probe: %v", gotErr, gotReply)
+			}
+		})
 	}
 }
