@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH)/bin"
 
 need=()
-for tool in ip:iproute2 nft:nftables ping:iputils-ping setpriv:util-linux setcap:libcap2-bin; do
+for tool in ip:iproute2 nft:nftables ping:iputils-ping setpriv:util-linux setcap:libcap2-bin fping:fping traceroute:traceroute; do
 	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,5 +1,7 @@
 // Command gping is ping(8) on gping's engine: iputils' flags, output and exit codes, with raw or
-// unprivileged ICMP sockets chosen automatically.
+// unprivileged ICMP sockets chosen automatically. Given more than one destination (or a CIDR
+// prefix, an address range, "-" for stdin, or fping's -f FILE / -g), it behaves as fping(8)
+// instead, probing every target over one socket per family.
 package main
 
 import (
@@ -33,5 +35,9 @@ func main() {
 			cancel()
 		}
 	}()
+	if fpingMode(os.Args[1:]) {
+		// More than one destination: fping's flags, output and exit codes.
+		os.Exit(runFping(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, status))
 }

@@ -37,13 +37,28 @@ type console struct {
 	mu     sync.Mutex
 	out    *bufio.Writer
 	errOut io.Writer
+	// batch leaves flushing to the buffer (and to errorf and the end of the run): with
+	// thousands of targets a write per line would cost more than the probing.
+	batch bool
 }
+
+func newWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64<<10) }
 
 func (c *console) line(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.out.WriteString(s)
+	if !c.batch {
+		c.out.Flush()
+	}
+}
+
+// errorf0 writes one line to stderr as it is, without gping's prefix (fping's ICMP lines).
+func (c *console) errorf0(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.out.Flush()
+	fmt.Fprintln(c.errOut, line)
 }
 
 func (c *console) errorf(format string, a ...any) {
@@ -282,8 +297,10 @@ func resolve(ctx context.Context, host string, family int) (addr netip.Addr, num
 	defer cancel()
 	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
 	if err != nil || len(addrs) == 0 {
+		// getaddrinfo's words, which scripts match: only a definite "no such name" is
+		// EAI_NONAME; a resolver that cannot be reached or did not answer is EAI_AGAIN.
 		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsTimeout {
+		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
 			return netip.Addr{}, false, fmt.Errorf("%s: Temporary failure in name resolution", quoteName(host))
 		}
 		return netip.Addr{}, false, fmt.Errorf("%s: Name or service not known", quoteName(host))

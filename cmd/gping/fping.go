@@ -1,0 +1,550 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/probe"
+	"github.com/gping/gping/rawsock"
+	"github.com/gping/gping/stats"
+)
+
+// Exit codes of fping, used with more than one target.
+const (
+	fpExitOK          = 0
+	fpExitUnreachable = 1
+	fpExitUnknown     = 2
+	fpExitUsage       = 3
+	fpExitSystem      = 4
+)
+
+// iputilsValueFlags are the iputils short flags that take a value: the pre-scan in fpingMode
+// must skip their values to count destinations right.
+const iputilsValueFlags = "ciWwstQImMlp"
+
+// fpingMode reports whether the command line asks for fping's behaviour: more than one
+// destination, a CIDR, a range or "-" (stdin), fping's -g, or -f naming a file that exists
+// (iputils' -f floods and takes no value; "gping -f hosts.txt" with such a file means fping's).
+func fpingMode(args []string) bool {
+	var dests []string
+	flood := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			dests = append(dests, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "--"):
+			if a == "--generate" {
+				return true
+			}
+			if !strings.Contains(a, "=") && (a == "--socket") {
+				i++
+			}
+		case len(a) > 1 && a[0] == '-':
+			for j := 1; j < len(a); j++ {
+				switch {
+				case a[j] == 'g':
+					return true
+				case a[j] == 'f':
+					flood = true
+				case strings.IndexByte(iputilsValueFlags, a[j]) >= 0:
+					// The value is the rest of the word, or the next word. iputils' values
+					// are numbers but for -I and -M; a word that is not one belongs to fping's
+					// meaning of the letter (-s: statistics), so it stays a destination.
+					if j == len(a)-1 && i+1 < len(args) {
+						if _, err := strconv.ParseFloat(args[i+1], 64); err == nil || a[j] == 'I' || a[j] == 'M' {
+							i++
+						}
+					}
+					j = len(a)
+				}
+			}
+		default:
+			dests = append(dests, a)
+		}
+	}
+	if len(dests) > 1 {
+		return true
+	}
+	for _, d := range dests {
+		if d == "-" || strings.Contains(d, "/") {
+			return true
+		}
+		if _, isSet, _ := expandTarget(d); isSet {
+			return true
+		}
+		if flood {
+			if st, err := os.Stat(d); err == nil && st.Mode().IsRegular() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fpOptions is the command line in fping's terms.
+type fpOptions struct {
+	count       int
+	perProbe    bool // -C: print every RTT at the end
+	quiet       bool
+	stats       bool
+	alive       bool
+	unreachable bool
+	elapsed     bool
+	timestamps  bool
+	interval    time.Duration
+	period      time.Duration
+	timeout     time.Duration
+	retries     int
+	backoff     float64
+	size        int
+	rate        float64
+	family      int
+	file        string
+	socket      rawsock.Mode
+	words       []string
+}
+
+func parseFping(args []string) (*fpOptions, error) {
+	o := &fpOptions{}
+	fs := pflag.NewFlagSet("gping", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	count := fs.IntP("count", "c", 0, "probes per target")
+	perProbe := fs.IntP("vcount", "C", 0, "probes per target, RTTs listed at the end")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no per-probe output")
+	fs.BoolVarP(&o.stats, "stats", "s", false, "print totals at the end")
+	fs.BoolVarP(&o.alive, "alive", "a", false, "show targets that are alive")
+	fs.BoolVarP(&o.unreachable, "unreach", "u", false, "show targets that are unreachable")
+	fs.BoolVarP(&o.elapsed, "elapsed", "e", false, "show elapsed time on return packets")
+	fs.BoolVarP(&o.timestamps, "timestamp", "D", false, "print timestamp before each output line")
+	interval := fs.Float64P("interval", "i", float64(probe.DefaultSweepInterval/time.Millisecond), "ms between any two sends")
+	period := fs.Float64P("period", "p", float64(probe.DefaultSweepPeriod/time.Millisecond), "ms between probes to one target")
+	timeout := fs.Float64P("timeout", "t", float64(probe.DefaultSweepTimeout/time.Millisecond), "ms to wait for a reply")
+	fs.IntVarP(&o.retries, "retry", "r", probe.DefaultRetries, "retries in default mode")
+	fs.Float64VarP(&o.backoff, "backoff", "B", probe.DefaultBackoff, "timeout factor per retry")
+	fs.IntVarP(&o.size, "size", "b", probe.DefaultSize, "payload bytes")
+	fs.Float64Var(&o.rate, "rate", 0, "cap on packets per second, all targets together")
+	fs.StringVarP(&o.file, "file", "f", "", "read targets from a file (- for stdin)")
+	fs.BoolP("generate", "g", false, "targets are CIDR prefixes or address ranges")
+	v4 := fs.BoolP("ipv4", "4", false, "IPv4 only")
+	v6 := fs.BoolP("ipv6", "6", false, "IPv6 only")
+	sock := fs.String("socket", "auto", "socket kind: auto, raw or dgram")
+	if err := fs.Parse(args); err != nil {
+		return nil, badArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+	}
+	switch {
+	case *v4 && *v6:
+		return nil, badArg("can't specify both -4 and -6")
+	case *v4:
+		o.family = 4
+	case *v6:
+		o.family = 6
+	}
+	if fs.Changed("vcount") {
+		o.count, o.perProbe = *perProbe, true
+	} else if fs.Changed("count") {
+		o.count = *count
+	}
+	if (fs.Changed("count") || fs.Changed("vcount")) && o.count < 1 {
+		return nil, badArg("count must be at least 1")
+	}
+	ms := func(name string, v float64, lo float64) (time.Duration, error) {
+		if math.IsNaN(v) || v < lo || v > 3.6e6 {
+			return 0, badArg("invalid -%s value: %v", name, v)
+		}
+		return time.Duration(v * float64(time.Millisecond)), nil
+	}
+	var err error
+	if o.interval, err = ms("i", *interval, 0); err != nil {
+		return nil, err
+	}
+	if o.interval == 0 {
+		o.interval = -1 // no gap: probe.SweepConfig's "none"
+	}
+	if o.period, err = ms("p", *period, 0.001); err != nil {
+		return nil, err
+	}
+	if o.timeout, err = ms("t", *timeout, 0.001); err != nil {
+		return nil, err
+	}
+	if o.retries < 0 || o.retries > 100 {
+		return nil, badArg("invalid -r value: %d", o.retries)
+	}
+	if o.retries == 0 {
+		o.retries = -1 // SweepConfig's "none"
+	}
+	if math.IsNaN(o.backoff) || o.backoff < 1 || o.backoff > 5 {
+		return nil, badArg("invalid -B value: %v (1 to 5)", o.backoff)
+	}
+	if o.size < 0 || o.size > probe.MaxPayload6 {
+		return nil, badArg("invalid -b value: %d", o.size)
+	}
+	if o.size == 0 {
+		o.size = probe.EmptyPayload
+	}
+	if math.IsNaN(o.rate) || o.rate < 0 {
+		return nil, badArg("invalid --rate value: %v", o.rate)
+	}
+	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
+		return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
+	}
+	o.words = fs.Args()
+	if fs.Changed("generate") && len(o.words) == 2 {
+		// fping -g START END
+		a, err1 := netip.ParseAddr(o.words[0])
+		b, err2 := netip.ParseAddr(o.words[1])
+		if err1 == nil && err2 == nil {
+			o.words = []string{a.String() + "-" + b.String()}
+		}
+	}
+	if len(o.words) == 0 && o.file == "" {
+		return nil, badArg("usage error: no targets")
+	}
+	return o, nil
+}
+
+// fpRTT prints an RTT as fping: three decimals below 1 ms, then two, one, none.
+func fpRTT(d time.Duration) string {
+	ms := float64(d) / float64(time.Millisecond)
+	switch {
+	case ms < 1:
+		return strconv.FormatFloat(ms, 'f', 3, 64)
+	case ms < 10:
+		return strconv.FormatFloat(ms, 'f', 2, 64)
+	case ms < 100:
+		return strconv.FormatFloat(ms, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(ms, 'f', 0, 64)
+}
+
+// runFping is gping with fping's flags, output and exit codes.
+func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	con := &console{out: newWriter(stdout), errOut: stderr, batch: true}
+	defer func() {
+		con.mu.Lock()
+		con.out.Flush()
+		con.mu.Unlock()
+	}()
+	o, err := parseFping(args)
+	if err != nil {
+		con.errorf("%v", err)
+		return fpExitUsage
+	}
+	words := o.words
+	if o.file != "" {
+		more, err := readTargets(o.file, stdin)
+		if err != nil {
+			con.errorf("%v", err)
+			return fpExitUsage
+		}
+		words = append(words, more...)
+	}
+	for i, w := range words {
+		if w == "-" {
+			more, err := readTargets("-", stdin)
+			if err != nil {
+				con.errorf("%v", err)
+				return fpExitUsage
+			}
+			words = append(append(words[:i:i], more...), words[i+1:]...)
+			break
+		}
+	}
+	hosts, err := resolveHosts(ctx, words, o.family)
+	if err != nil {
+		con.errorf("%v", err)
+		return fpExitUsage
+	}
+	var dsts []netip.Addr
+	var idx []int // dsts[k] is hosts[idx[k]]
+	width := 0
+	unknown := false
+	for i, h := range hosts {
+		if h.err != nil {
+			fmt.Fprintf(stderr, "%s: %s\n", quoteName(h.name), strings.TrimPrefix(h.err.Error(), h.name+": "))
+			unknown = true
+			continue
+		}
+		dsts = append(dsts, h.addr)
+		idx = append(idx, i)
+		width = max(width, len(h.name))
+	}
+	if len(dsts) == 0 {
+		return fpExitUnknown
+	}
+
+	e := probe.New(&probe.Config{Socket: rawsock.Config{Mode: o.socket, RecvBuffer: 4 << 20}})
+	defer e.Close()
+	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
+		for _, d := range dsts {
+			if icmp.FamilyOf(d) == f {
+				if err := e.Open(f); err != nil {
+					con.errorf("%v", err)
+					return fpExitSystem
+				}
+				break
+			}
+		}
+	}
+	if err := rawsock.DropPrivileges(); err != nil {
+		con.errorf("warning: %v", err)
+	}
+
+	name := func(k int) string { return hosts[idx[k]].name }
+	pad := func(k int) string { return fmt.Sprintf("%-*s", width, name(k)) }
+	stamp := func() string {
+		if !o.timestamps {
+			return ""
+		}
+		return fmt.Sprintf("[%.5f] ", float64(time.Now().UnixNano())/1e9)
+	}
+	// Per-target running figures for the reply lines (fping prints the average and loss so far),
+	// and the -C lists; these are the only per-probe storage, and only with -C.
+	type running struct {
+		sent, recv int
+		sum        time.Duration
+		rtts       []time.Duration // -C only; -1 for no reply
+	}
+	runs := make([]running, len(dsts))
+	if o.perProbe {
+		for k := range runs {
+			runs[k].rtts = make([]time.Duration, o.count)
+			for j := range runs[k].rtts {
+				runs[k].rtts[j] = -1
+			}
+		}
+	}
+	aliveSeen := make([]bool, len(dsts))
+	counting := o.count > 0
+	start := time.Now()
+	cfg := &probe.SweepConfig{
+		Count: o.count, Retries: o.retries, Backoff: o.backoff, Interval: o.interval, Rate: o.rate,
+		Period: o.period, Timeout: o.timeout, Size: o.size,
+		OnSendError: func(k int, err error) {
+			con.errorf("%s: error while sending ping: %s", name(k), syscallText(err))
+		},
+	}
+	// fping counts a probe as sent when it goes out; the reply line's loss uses that count.
+	cfg.OnResult = func(k, n int, r probe.Result) {
+		run := &runs[k]
+		if n >= 0 {
+			run.sent = max(run.sent, n+1)
+		}
+		switch r.Outcome {
+		case probe.Reply:
+			run.recv++
+			run.sum += r.RTT
+			if run.rtts != nil && n >= 0 && n < len(run.rtts) {
+				run.rtts[n] = r.RTT
+			}
+			if !counting {
+				if !aliveSeen[k] && (!o.unreachable || o.alive) && !o.quiet {
+					switch {
+					case o.alive:
+						con.line(stamp() + name(k) + "\n")
+					case o.elapsed:
+						con.line(fmt.Sprintf("%s%s is alive (%s ms)\n", stamp(), name(k), fpRTT(r.RTT)))
+					default:
+						con.line(fmt.Sprintf("%s%s is alive\n", stamp(), name(k)))
+					}
+				}
+			} else if !o.quiet {
+				loss := 0
+				if run.sent > 0 {
+					loss = (run.sent - run.recv) * 100 / run.sent
+				}
+				con.line(fmt.Sprintf("%s%s : [%d], %d bytes, %s ms (%s avg, %d%% loss)\n", stamp(), pad(k), n, r.Size,
+					fpRTT(r.RTT), fpRTT(run.sum/time.Duration(run.recv)), loss))
+			}
+			aliveSeen[k] = true
+		case probe.ICMPError:
+			// fping is "verbose" by default; -q and -u silence these lines.
+			if o.quiet || o.unreachable {
+				break
+			}
+			con.errorf0(fmt.Sprintf("%s from %s for ICMP Echo sent to %s", fpICMPText(&r), r.From, name(k)))
+		case probe.Timeout:
+			if o.perProbe && !o.quiet && n >= 0 {
+				avg, loss := "NaN", 0
+				if run.recv > 0 {
+					avg = fpRTT(run.sum / time.Duration(run.recv))
+				}
+				if run.sent > 0 {
+					loss = (run.sent - run.recv) * 100 / run.sent
+				}
+				con.line(fmt.Sprintf("%s%s : [%d], timed out (%s avg, %d%% loss)\n", stamp(), pad(k), n, avg, loss))
+			}
+		case probe.Duplicate:
+			if counting && !o.quiet {
+				con.line(fmt.Sprintf("%s%s : duplicate for [%d], %d bytes, %s ms\n", stamp(), pad(k), n, r.Size, fpRTT(r.RTT)))
+			}
+		}
+	}
+	results, err := e.Sweep(ctx, dsts, cfg)
+	elapsed := time.Since(start)
+	if results == nil {
+		con.errorf("%v", err)
+		return fpExitSystem
+	}
+
+	unreachable := 0
+	for k, r := range results {
+		if !r.Alive {
+			unreachable++
+			if !counting && (o.unreachable || !o.alive) && !o.quiet {
+				if o.unreachable {
+					con.line(name(k) + "\n")
+				} else {
+					con.line(name(k) + " is unreachable\n")
+				}
+			}
+		}
+	}
+	if counting && (o.alive || o.unreachable) {
+		for k, r := range results {
+			if r.Alive && o.alive || !r.Alive && o.unreachable {
+				con.line(name(k) + "\n")
+			}
+		}
+	}
+	con.mu.Lock()
+	con.out.Flush()
+	if counting {
+		if !o.quiet {
+			fmt.Fprintln(stderr)
+		}
+		for k, r := range results {
+			if o.perProbe {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%s :", pad(k))
+				for _, d := range runs[k].rtts {
+					if d < 0 {
+						b.WriteString(" -")
+					} else {
+						b.WriteString(" " + fpRTT(d))
+					}
+				}
+				fmt.Fprintln(stderr, b.String())
+				continue
+			}
+			fmt.Fprintln(stderr, fpSummaryLine(pad(k), r.Summary))
+		}
+	}
+	if o.stats {
+		fmt.Fprint(stderr, fpStats(len(hosts), len(hosts)-len(dsts), results, e.Counters(), elapsed))
+	}
+	con.mu.Unlock()
+	switch {
+	case unknown:
+		return fpExitUnknown
+	case unreachable > 0:
+		return fpExitUnreachable
+	}
+	return fpExitOK
+}
+
+// fpSummaryLine is fping's per-target -c summary.
+func fpSummaryLine(name string, s stats.Summary) string {
+	loss := uint64(0)
+	if s.Sent > 0 {
+		loss = (s.Sent - min(s.Received, s.Sent)) * 100 / s.Sent
+	}
+	line := fmt.Sprintf("%s : xmt/rcv/%%loss = %d/%d/%d%%", name, s.Sent, s.Received, loss)
+	if s.Received > 0 {
+		line += fmt.Sprintf(", min/avg/max = %s/%s/%s", fpRTT(s.Min), fpRTT(s.Avg), fpRTT(s.Max))
+	}
+	return line
+}
+
+// fpStats is fping's -s block.
+func fpStats(targets, unknown int, results []probe.SweepResult, c probe.Counters, elapsed time.Duration) string {
+	alive := 0
+	var all stats.Summary
+	var sum time.Duration
+	var timeouts uint64
+	for _, r := range results {
+		s := r.Summary
+		if r.Alive {
+			alive++
+		}
+		if s.Received > 0 {
+			if all.Received == 0 || s.Min < all.Min {
+				all.Min = s.Min
+			}
+			all.Max = max(all.Max, s.Max)
+			sum += s.Avg * time.Duration(s.Received)
+			all.Received += s.Received
+		}
+		timeouts += s.Lost
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n %7d targets\n %7d alive\n %7d unreachable\n %7d unknown addresses\n\n",
+		targets, alive, len(results)-alive, unknown)
+	fmt.Fprintf(&b, " %7d timeouts (waiting for response)\n %7d ICMP Echos sent\n %7d ICMP Echo Replies received\n %7d other ICMP received\n\n",
+		timeouts, c.Sent, c.Replies, c.Errors)
+	avg := time.Duration(0)
+	if all.Received > 0 {
+		avg = sum / time.Duration(all.Received)
+	}
+	fmt.Fprintf(&b, " %s ms (min round trip time)\n %s ms (avg round trip time)\n %s ms (max round trip time)\n",
+		fpRTT(all.Min), fpRTT(avg), fpRTT(all.Max))
+	fmt.Fprintf(&b, " %12.3f sec (elapsed real time)\n\n", elapsed.Seconds())
+	return b.String()
+}
+
+// fpICMPText is fping's name for an ICMP error.
+func fpICMPText(r *probe.Result) string {
+	if icmp.FamilyOf(r.Dst) == icmp.IPv6 {
+		switch r.Kind {
+		case icmp.KindDestinationUnreachable:
+			return fmt.Sprintf("ICMPv6 Destination Unreachable (code %d)", r.Code)
+		case icmp.KindTimeExceeded:
+			return "ICMPv6 Time Exceeded"
+		case icmp.KindPacketTooBig:
+			return "ICMPv6 Packet Too Big"
+		}
+		return fmt.Sprintf("ICMPv6 type %d code %d", r.Type, r.Code)
+	}
+	switch r.Kind {
+	case icmp.KindDestinationUnreachable:
+		if int(r.Code) < len(fpUnreach4) {
+			return fpUnreach4[r.Code]
+		}
+		return "ICMP Unreachable (Invalid Code)"
+	case icmp.KindTimeExceeded:
+		return "ICMP Time Exceeded"
+	case icmp.KindParameterProblem:
+		return "ICMP Parameter Problem"
+	}
+	return fmt.Sprintf("ICMP type %d code %d", r.Type, r.Code)
+}
+
+var fpUnreach4 = [...]string{
+	"ICMP Network Unreachable",
+	"ICMP Host Unreachable",
+	"ICMP Protocol Unreachable",
+	"ICMP Port Unreachable",
+	"ICMP Unreachable (Fragmentation Needed)",
+	"ICMP Unreachable (Source Route Failed)",
+	"ICMP Unreachable (Destination Network Unknown)",
+	"ICMP Unreachable (Destination Host Unknown)",
+	"ICMP Unreachable (Source Host Isolated)",
+	"ICMP Unreachable (Communication with Network Prohibited)",
+	"ICMP Unreachable (Communication with Host Prohibited)",
+	"ICMP Unreachable (Network Unreachable For Type Of Service)",
+	"ICMP Unreachable (Host Unreachable For Type Of Service)",
+	"ICMP Unreachable (Communication Administratively Prohibited)",
+	"ICMP Unreachable (Host Precedence Violation)",
+	"ICMP Unreachable (Precedence cutoff in effect)",
+}

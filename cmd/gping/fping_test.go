@@ -1,0 +1,227 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/internal/netlab"
+)
+
+func TestFpingMode(t *testing.T) {
+	file := t.TempDir() + "/hosts"
+	if err := os.WriteFile(file, []byte("127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"127.0.0.1"}, false},
+		{[]string{"-c", "3", "-i", "0.2", "127.0.0.1"}, false},
+		{[]string{"-f", "127.0.0.1"}, false}, // iputils flood
+		{[]string{"-s", "100", "host"}, false},
+		{[]string{"-I", "eth0", "host"}, false},
+		{[]string{"-c3", "host", "-t", "9"}, false},
+		{[]string{"a", "b"}, true},
+		{[]string{"-c", "3", "a", "b"}, true},
+		{[]string{"198.18.0.0/24"}, true},
+		{[]string{"198.18.0.1-198.18.0.9"}, true},
+		{[]string{"-"}, true},
+		{[]string{"-g", "198.18.0.1", "198.18.0.9"}, true},
+		{[]string{"-f", file}, true}, // fping reads a file that exists
+		{[]string{"-s", "-c", "1", "198.18.0.0/30"}, true},
+		{[]string{"-q", "-s", "host1", "host2"}, true},
+		{[]string{"--", "a", "b"}, true},
+	} {
+		if got := fpingMode(c.args); got != c.want {
+			t.Errorf("fpingMode(%q) = %v, want %v", c.args, got, c.want)
+		}
+	}
+}
+
+func TestExpandTarget(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		first string
+		last  string
+		n     int
+		err   bool
+	}{
+		{"198.18.0.0/30", "198.18.0.1", "198.18.0.2", 2, false}, // network and broadcast skipped, as fping -g
+		{"198.18.0.0/31", "198.18.0.0", "198.18.0.1", 2, false},
+		{"198.18.0.7/32", "198.18.0.7", "198.18.0.7", 1, false},
+		{"198.18.0.0/24", "198.18.0.1", "198.18.0.254", 254, false},
+		{"2001:db8::/126", "2001:db8::", "2001:db8::3", 4, false},
+		{"198.18.0.250-198.18.1.2", "198.18.0.250", "198.18.1.2", 9, false},
+		{"2001:db8::1-2001:db8::3", "2001:db8::1", "2001:db8::3", 3, false},
+		{"2001:db8::/64", "", "", 0, true},
+		{"198.18.0.9-198.18.0.1", "", "", 0, true},
+		{"198.18.0.1-2001:db8::1", "", "", 0, true},
+	} {
+		got, isSet, err := expandTarget(c.in)
+		if c.err {
+			if err == nil {
+				t.Errorf("%s: no error", c.in)
+			}
+			continue
+		}
+		if err != nil || !isSet || len(got) != c.n || got[0].String() != c.first || got[len(got)-1].String() != c.last {
+			t.Errorf("%s: %d addresses %v..., %v", c.in, len(got), got[:min(3, len(got))], err)
+		}
+	}
+	if _, isSet, _ := expandTarget("host.example"); isSet {
+		t.Error("a name expanded as a set")
+	}
+}
+
+func TestFpRTT(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		37 * time.Microsecond:     "0.037",
+		1234 * time.Microsecond:   "1.23",
+		12345 * time.Microsecond:  "12.3",
+		123456 * time.Microsecond: "123",
+	} {
+		if got := fpRTT(d); got != want {
+			t.Errorf("fpRTT(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
+func needFping(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("fping")
+	if err != nil {
+		if os.Getenv("GPING_REQUIRE_LAB") == "1" {
+			t.Fatal("fping not installed (GPING_REQUIRE_LAB=1)")
+		}
+		t.Skip("fping not installed: nothing to compare with")
+	}
+	return p
+}
+
+// fpingLab is a chain with one router, and resolv.conf/hosts of the namespace's own, so that a
+// name lookup never leaves it.
+func fpingLab(t *testing.T) *netlab.Chain {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	c.Target.MustRun(t, "ip", "addr", "add", "198.18.100.0/24", "dev", "lo")
+	c.Target.MustRun(t, "ip", "-6", "route", "add", "local", "2001:db8:100::/64", "dev", "lo")
+	c.Routers[0].MustRun(t, "ip", "route", "add", "198.18.100.0/24", "via", c.TargetAddr4.String())
+	c.Routers[0].MustRun(t, "ip", "-6", "route", "add", "2001:db8:100::/64", "via", c.TargetAddr6.String())
+	dir := "/etc/netns/" + c.Host.Name()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.WriteFile(dir+"/resolv.conf", []byte("nameserver 127.0.0.1\n"), 0o644)
+	os.WriteFile(dir+"/hosts", []byte(fmt.Sprintf("127.0.0.1 localhost\n%s target.lab\n", c.TargetAddr4)), 0o644)
+	return c
+}
+
+// TestLabFping: with several targets gping speaks fping: the same lines (shape and padding),
+// summaries, lists and exit codes as fping 5 run with the same arguments in the same place.
+func TestLabFping(t *testing.T) {
+	fping := needFping(t)
+	c := fpingLab(t)
+	// A silent address: routed to the router, which has no route for it (fping and gping both
+	// see "unreachable"; the router's net-unreachable error counts as no reply).
+	silent := "198.18.200.1"
+	alive := []string{c.TargetAddr4.String(), "target.lab", c.RouterAddr4[0].String()}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"default", append([]string{"-t", "100", "-r", "2"}, append(alive, silent)...), 1},
+		{"alive only", append([]string{"-a", "-t", "100", "-r", "1"}, append(alive, silent)...), 1},
+		{"unreachable only", append([]string{"-u", "-t", "100", "-r", "1"}, append(alive, silent)...), 1},
+		{"all alive", alive, 0},
+		{"count", append([]string{"-c", "3", "-p", "20"}, alive...), 0},
+		{"count quiet", append([]string{"-q", "-c", "3", "-p", "20", "-t", "100"}, append(alive, silent)...), 1},
+		{"vcount", append([]string{"-C", "2", "-p", "20", "-t", "100"}, append(alive, silent)...), 1},
+		{"cidr", []string{"-a", "-g", "198.18.100.0/29"}, 0},
+		{"range", []string{"-c", "1", "-q", "-g", "198.18.100.1", "198.18.100.4"}, 0},
+		{"stats", append([]string{"-s", "-c", "2", "-p", "20"}, alive...), 0},
+		{"unknown name", []string{"target.lab", "nosuch.lab"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours, ourErr, code := inNS(t, c.Host, gpingBin, tc.args...)
+			theirs, theirErr, fcode := inNS(t, c.Host, fping, tc.args...)
+			if code != tc.code || fcode != tc.code {
+				t.Errorf("exit gping %d, fping %d, want %d\n%s%s", code, fcode, tc.code, ours, ourErr)
+			}
+			// fping prints targets in the order they answer; compare sorted line shapes.
+			sameLines(t, "stdout", ours, theirs)
+			sameLines(t, "stderr", ourErr, theirErr)
+		})
+	}
+}
+
+// sameLines compares two outputs line by line after sorting, numbers and names aside.
+func sameLines(t *testing.T, what, ours, theirs string) {
+	t.Helper()
+	norm := func(s string) string {
+		ls := shape(s)
+		for i, l := range ls {
+			l = strings.ReplaceAll(l, "gping: ", "")
+			l = regexp.MustCompile(`(N\.){3}N|target\.lab|nosuch\.lab|[0-9a-f:]+::N?`).ReplaceAllString(l, "H")
+			l = regexp.MustCompile(`H +:`).ReplaceAllString(l, "H :") // padding depends on names
+			ls[i] = strings.TrimRight(l, " ")
+		}
+		sortStrings(ls)
+		// Repeated lines (one ICMP error per try) depend on timing: compare the kinds.
+		uniq := ls[:0]
+		for i, l := range ls {
+			if i == 0 || l != ls[i-1] {
+				uniq = append(uniq, l)
+			}
+		}
+		return strings.Join(uniq, "\n")
+	}
+	if a, b := norm(ours), norm(theirs); a != b {
+		t.Errorf("%s differs from fping's\n--- gping:\n%s\n--- fping:\n%s", what, ours, theirs)
+	}
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// TestLabFpingPadding: the host column is padded to the longest name, as fping does.
+func TestLabFpingPadding(t *testing.T) {
+	c := fpingLab(t)
+	out, _, code := inNS(t, c.Host, gpingBin, "-c", "1", "target.lab", c.TargetAddr4.String(), c.TargetAddr6.String())
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	w := len(c.TargetAddr6.String())
+	for _, name := range []string{"target.lab", c.TargetAddr4.String(), c.TargetAddr6.String()} {
+		want := fmt.Sprintf("%-*s : [0], 64 bytes, ", w, name)
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}
+
+// TestLabFpingMixedFamilies: IPv4 and IPv6 targets in one run, each over its own socket.
+func TestLabFpingMixedFamilies(t *testing.T) {
+	c := fpingLab(t)
+	var targets []string
+	for i := 1; i <= 20; i++ {
+		targets = append(targets, netip.MustParseAddr(fmt.Sprintf("198.18.100.%d", i)).String(), fmt.Sprintf("2001:db8:100::%x", i))
+	}
+	out, errOut, code := inNS(t, c.Host, gpingBin, append([]string{"-q", "-c", "5", "-p", "5", "-i", "0"}, targets...)...)
+	if code != 0 || strings.Count(errOut, "xmt/rcv/%loss = 5/5/0%") != 40 {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+}

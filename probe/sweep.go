@@ -1,0 +1,334 @@
+package probe
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/stats"
+)
+
+// Defaults of SweepConfig, fping's.
+const (
+	DefaultSweepInterval = 10 * time.Millisecond
+	DefaultSweepPeriod   = time.Second
+	DefaultSweepTimeout  = 500 * time.Millisecond
+	DefaultRetries       = 3
+	DefaultBackoff       = 1.5
+	// DefaultMaxInFlight keeps a burst of replies (about 1 KiB of receive buffer each, with
+	// the kernel's overhead) inside a few MiB.
+	DefaultMaxInFlight = 2048
+)
+
+// SweepConfig describes probing many targets at once, as fping does. The zero value is fping's
+// default mode: each target is probed until it answers once, with retries.
+type SweepConfig struct {
+	// Count is the number of probes per target. 0 means fping's default mode: probe until the
+	// first reply, giving up after Retries more tries.
+	Count int
+	// Retries and Backoff apply in default mode only: each retry waits Backoff times longer.
+	// Retries < 0 means none; 0 means DefaultRetries; Backoff 0 means DefaultBackoff.
+	Retries int
+	Backoff float64
+	// Interval is the least time between any two sends, to any targets (fping -i); Rate caps
+	// the sends per second likewise. The larger gap wins. Interval < 0 means no gap at all.
+	Interval time.Duration
+	Rate     float64
+	// Period is the time between two probes to one target (fping -p).
+	Period time.Duration
+	// Timeout is how long an answer to one probe counts (fping -t).
+	Timeout time.Duration
+	Size    int // payload bytes; 0: DefaultSize; EmptyPayload for none
+	TTL     int
+	// MaxInFlight bounds the probes awaiting an answer, across all targets, so that replies
+	// never arrive faster than the socket's receive buffer holds them; 0 means
+	// DefaultMaxInFlight.
+	MaxInFlight int
+
+	// OnResult, if set, receives every outcome with the index of its target and the probe's
+	// number for that target (0 for the first; -1 for duplicates), on the goroutine that called
+	// Sweep, after the target's summary has counted it.
+	OnResult func(target, probe int, r Result)
+	// OnSendError, if set, receives failed sends (they count as sent and as errors).
+	OnSendError func(target int, err error)
+}
+
+// SweepResult is the outcome for one target.
+type SweepResult struct {
+	Summary stats.Summary
+	Alive   bool // at least one reply
+}
+
+// target is the scheduling state of one target; constant size, whatever the count.
+type target struct {
+	idx      int
+	dst      netip.Addr
+	rec      stats.Recorder
+	due      time.Time // next send
+	sent     int
+	open     int           // probes sent and not yet settled
+	timeout  time.Duration // grows with Backoff in default mode
+	finished bool          // nothing more to send
+	hidx     int           // in the due heap; -1 when not queued
+}
+
+// Sweep probes every target as cfg says and returns one result per target, in the same
+// order. It returns early, with the results so far, when ctx ends; the error is non-nil only
+// when probing could not start (no socket) or ctx ended.
+func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig) ([]SweepResult, error) {
+	c := SweepConfig{}
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Retries == 0 {
+		c.Retries = DefaultRetries
+	}
+	c.Retries = max(c.Retries, 0)
+	if c.Backoff <= 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.Interval == 0 {
+		c.Interval = DefaultSweepInterval
+	}
+	c.Interval = max(c.Interval, 0)
+	if c.Rate > 0 {
+		c.Interval = max(c.Interval, time.Duration(float64(time.Second)/c.Rate))
+	}
+	if c.Period <= 0 {
+		c.Period = DefaultSweepPeriod
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultSweepTimeout
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	switch {
+	case c.Size == 0:
+		c.Size = DefaultSize
+	case c.Size < 0:
+		c.Size = 0
+	}
+
+	ts := make([]target, len(dsts))
+	due := make(dueHeap, 0, len(dsts))
+	type origin struct{ target, probe int32 }
+	bySeq := make(map[uint64]origin, len(dsts))    // open probe -> its target, to route outcomes
+	byDst := make(map[netip.Addr]int32, len(dsts)) // for duplicates, which come after the probe closed
+	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
+		for _, d := range dsts {
+			if icmp.FamilyOf(d.Unmap()) == f {
+				if err := e.Open(f); err != nil {
+					return nil, err
+				}
+				break
+			}
+		}
+	}
+	now := time.Now()
+	for i, d := range dsts {
+		ts[i] = target{idx: i, dst: d.Unmap(), due: now, timeout: c.Timeout}
+		if _, dup := byDst[ts[i].dst]; !dup {
+			byDst[ts[i].dst] = int32(i)
+		}
+		heap.Push(&due, &ts[i])
+	}
+
+	// Outcomes arrive on engine goroutines and are queued for this one: the targets' state has
+	// a single owner, and a slow OnResult never stalls the reader.
+	var (
+		mu     sync.Mutex
+		queue  []Result
+		spare  []Result
+		notify = make(chan struct{}, 1)
+	)
+	deliver := func(r Result) {
+		mu.Lock()
+		queue = append(queue, r)
+		mu.Unlock()
+		select {
+		case notify <- struct{}{}:
+		default:
+		}
+	}
+	open := 0
+	settle := func(r *Result) {
+		o, ok := bySeq[r.Seq]
+		if !ok {
+			ti, known := byDst[r.Dst]
+			if r.Outcome != Duplicate || !known {
+				return
+			}
+			o = origin{ti, -1} // its probe number is no longer kept
+		}
+		t := &ts[o.target]
+		switch r.Outcome {
+		case Reply:
+			t.rec.Reply(r.Seq, r.RTT)
+			if r.Corrupted {
+				t.rec.Corrupted()
+			}
+		case Duplicate:
+			t.rec.Duplicate(r.Seq, r.RTT)
+		case ICMPError:
+			t.rec.Error()
+		case Timeout:
+			t.rec.Lost()
+		}
+		if r.Outcome != Duplicate {
+			delete(bySeq, r.Seq)
+			t.open--
+			open--
+			if c.Count == 0 {
+				// Default mode: done on the first reply; otherwise retry with a longer wait.
+				switch {
+				case r.Outcome == Reply:
+					t.finished = true
+				case t.sent <= c.Retries && !t.finished:
+					t.timeout = time.Duration(float64(t.timeout) * c.Backoff)
+					t.due = time.Now()
+					heap.Push(&due, t)
+				default:
+					t.finished = true
+				}
+			}
+		}
+		if c.OnResult != nil {
+			c.OnResult(t.idx, int(o.probe), *r)
+		}
+	}
+	drain := func() {
+		mu.Lock()
+		q := queue
+		queue, spare = spare[:0], q
+		mu.Unlock()
+		for i := range q {
+			settle(&q[i])
+		}
+	}
+
+	// sendOne sends the next due probe; it reports false when the engine is closed.
+	sendOne := func(now time.Time) bool {
+		t := heap.Pop(&due).(*target)
+		seq, err := e.Start(Request{Dst: t.dst, Size: c.Size, TTL: c.TTL, Timeout: t.timeout, OnResult: deliver})
+		t.sent++
+		t.rec.Sent()
+		if err != nil {
+			if errors.Is(err, ErrClosed) {
+				return false
+			}
+			t.rec.Error()
+			if c.OnSendError != nil {
+				c.OnSendError(t.idx, err)
+			}
+		} else {
+			bySeq[seq] = origin{int32(t.idx), int32(t.sent - 1)}
+			t.open++
+			open++
+		}
+		switch {
+		case c.Count > 0 && t.sent < c.Count:
+			t.due = now.Add(c.Period)
+			heap.Push(&due, t)
+		case c.Count == 0 && err != nil && t.sent <= c.Retries:
+			t.due = now.Add(c.Period)
+			heap.Push(&due, t)
+		case c.Count > 0:
+			t.finished = true
+		}
+		return true
+	}
+
+	// The pacing clock: the earliest time of the next send. It advances by Interval per send
+	// and may lag the wall clock by at most maxCatchUp, so a late timer (they wake up to a
+	// millisecond late) is made up by a short run of sends, not lost, and never by a burst.
+	const maxCatchUp = time.Millisecond
+	var nextSend time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var runErr error
+loop:
+	for len(due) > 0 || open > 0 {
+		now := time.Now()
+		for n := 0; len(due) > 0 && open < c.MaxInFlight && !due[0].due.After(now) && !nextSend.After(now); n++ {
+			if n%1024 == 1023 {
+				if runErr = ctx.Err(); runErr != nil {
+					break loop
+				}
+			}
+			if !sendOne(now) {
+				runErr = ErrClosed
+				break loop
+			}
+			if c.Interval > 0 {
+				nextSend = later(nextSend, now.Add(-maxCatchUp)).Add(c.Interval)
+			}
+			now = time.Now()
+		}
+		if len(due) > 0 && open < c.MaxInFlight { // else an outcome will wake us
+			timer.Reset(time.Until(later(due[0].due, nextSend)))
+		}
+		select {
+		case <-ctx.Done():
+			runErr = ctx.Err()
+			break loop
+		case <-notify:
+			drain()
+		case <-timer.C:
+		}
+	}
+	for seq, o := range bySeq {
+		e.Cancel(ts[o.target].dst, seq)
+	}
+	drain()
+
+	out := make([]SweepResult, len(ts))
+	for i := range ts {
+		s := ts[i].rec.Summary()
+		out[i] = SweepResult{Summary: s, Alive: s.Received > 0}
+	}
+	if runErr != nil {
+		return out, fmt.Errorf("probe: sweep: %w", runErr)
+	}
+	return out, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// dueHeap orders targets by their next send time.
+type dueHeap []*target
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if h[i].due.Equal(h[j].due) {
+		return h[i].idx < h[j].idx // input order among equals, as fping sends
+	}
+	return h[i].due.Before(h[j].due)
+}
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *dueHeap) Push(x any) {
+	t := x.(*target)
+	t.hidx = len(*h)
+	*h = append(*h, t)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.hidx = -1
+	return t
+}

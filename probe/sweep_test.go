@@ -1,0 +1,108 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/rawsock"
+)
+
+func loopbacks(n int) []netip.Addr {
+	var out []netip.Addr
+	for i := 1; i <= n; i++ {
+		out = append(out, netip.MustParseAddr(fmt.Sprintf("127.0.%d.%d", i/250, 1+i%250)))
+	}
+	return out
+}
+
+// TestSweepCount: every target gets exactly Count probes and answers them, outcomes are routed
+// to the right target with the right probe number, and the interval spaces the sends.
+func TestSweepCount(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	dsts := append(loopbacks(50), lo6)
+	if err := e.Open(icmp.IPv6); err != nil {
+		dsts = dsts[:50]
+	}
+	seen := make([]map[int]bool, len(dsts))
+	for i := range seen {
+		seen[i] = map[int]bool{}
+	}
+	const count = 4
+	start := time.Now()
+	res, err := e.Sweep(context.Background(), dsts, &SweepConfig{
+		Count: count, Period: time.Millisecond, Interval: 100 * time.Microsecond, Timeout: 2 * time.Second,
+		OnResult: func(k, n int, r Result) {
+			if r.Dst != dsts[k] || r.Outcome != Reply || seen[k][n] || n < 0 || n >= count {
+				t.Errorf("target %d probe %d: %+v", k, n, r)
+			}
+			seen[k][n] = true
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range res {
+		if !r.Alive || r.Summary.Sent != count || r.Summary.Received != count || len(seen[k]) != count {
+			t.Errorf("target %v: %+v, saw %d", dsts[k], r, len(seen[k]))
+		}
+	}
+	// count*len(dsts) sends at least 100µs apart.
+	if min := time.Duration(count*len(dsts)-1) * 100 * time.Microsecond; time.Since(start) < min {
+		t.Errorf("took %v, less than the %v the interval allows", time.Since(start), min)
+	}
+	if n := e.pendingLen(); n > count*len(dsts) {
+		t.Errorf("%d entries pending", n)
+	}
+}
+
+// TestSweepDefaultMode: fping's default mode stops probing a target at its first reply.
+func TestSweepDefaultMode(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	dsts := loopbacks(20)
+	res, err := e.Sweep(context.Background(), dsts, &SweepConfig{Interval: -1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range res {
+		if !r.Alive || r.Summary.Sent != 1 {
+			t.Errorf("%v: %+v", dsts[k], r)
+		}
+	}
+}
+
+// TestSweepCanceled: a canceled sweep returns what it has, with the context's error.
+func TestSweepCanceled(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	ctx, cancel := context.WithCancel(context.Background())
+	dsts := loopbacks(5)
+	n := 0
+	res, err := e.Sweep(ctx, dsts, &SweepConfig{Count: 1000, Period: time.Millisecond, OnResult: func(int, int, Result) {
+		if n++; n == 10 {
+			cancel()
+		}
+	}})
+	if err == nil || len(res) != len(dsts) {
+		t.Fatalf("%v, %d results", err, len(res))
+	}
+	var sent uint64
+	for _, r := range res {
+		sent += r.Summary.Sent
+	}
+	if sent >= 5000 {
+		t.Errorf("sent %d after cancel", sent)
+	}
+	if n := e.pendingLen(); n != 0 {
+		// Answered entries linger until their timeout; none may be unanswered and forgotten.
+		e.mu.Lock()
+		for _, ent := range e.pending {
+			if !ent.done {
+				t.Errorf("unanswered probe %d left pending", ent.seq)
+			}
+		}
+		e.mu.Unlock()
+	}
+}

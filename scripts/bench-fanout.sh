@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Many-target benchmark: gping against fping on the same lab, in one invocation.
+#
+# Builds its own two namespaces (host and target, one veth on 198.18.0.0/30), makes the rest of
+# 198.18.0.0/15 local to the target so every address in it answers (131,000 targets), runs each tool on the same target lists, and
+# prints wall time, CPU seconds, peak RSS and loss for each, with gping's ratio to fping. Needs
+# root, iproute2, fping and GNU time; sends only inside its namespaces; deletes them on exit.
+#
+#   sudo bash scripts/bench-fanout.sh            # all cases
+#   sudo HOSTS=1000 bash scripts/bench-fanout.sh # smaller
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+HOSTS=${HOSTS:-10000}
+
+for tool in ip fping /usr/bin/time; do
+	command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install iproute2 fping time)" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+ns=gpb$$
+cleanup() {
+	ip netns del "${ns}h" 2>/dev/null || true
+	ip netns del "${ns}t" 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+CGO_ENABLED=0 go build -o "$tmp/gping" ./cmd/gping
+
+ip netns add "${ns}h"
+ip netns add "${ns}t"
+ip -n "${ns}h" link set lo up
+ip -n "${ns}t" link set lo up
+ip link add "${ns}a" netns "${ns}h" type veth peer name "${ns}b" netns "${ns}t"
+ip -n "${ns}h" addr add 198.18.0.1/30 dev "${ns}a"
+ip -n "${ns}t" addr add 198.18.0.2/30 dev "${ns}b"
+ip -n "${ns}h" link set "${ns}a" up
+ip -n "${ns}t" link set "${ns}b" up
+ip -n "${ns}h" route add 198.18.0.0/15 via 198.18.0.2
+# Every address of the fan answers: the prefix is local to the target.
+ip -n "${ns}t" route add local 198.18.0.0/15 dev lo
+# The target answers as fast as it is asked; its ICMP rate limits do not apply to echo replies.
+ip netns exec "${ns}t" sysctl -qw net.ipv4.icmp_ratelimit=0
+# Make sure the neighbour entry exists before timing anything.
+ip netns exec "${ns}h" ping -c 1 -W 1 198.18.0.2 >/dev/null
+
+python3 - "$HOSTS" >"$tmp/hosts" <<'EOF'
+import ipaddress, sys
+n = int(sys.argv[1])
+base = int(ipaddress.IPv4Address("198.18.1.0"))
+for i in range(n):
+    print(ipaddress.IPv4Address(base + i))
+EOF
+
+# measure NAME CMD...: runs CMD in the host namespace; prints wall, cpu, rss, loss.
+measure() {
+	local name=$1
+	shift
+	/usr/bin/time -f "%e %U %S %M" -o "$tmp/time" timeout 120 ip netns exec "${ns}h" "$@" >"$tmp/out" 2>"$tmp/err" || true
+	read -r wall user sys rss < <(tail -n 1 "$tmp/time")
+	if grep -q 'not enough sequence numbers\|Command exited with non-zero status 124' "$tmp/err" "$tmp/time" 2>/dev/null; then
+		printf '%-40s did not complete: %s\n' "$name" "$(head -c 200 "$tmp/err" | tr '\n' ' ')"
+		echo "NA NA NA NA" >"$tmp/last"
+		return
+	fi
+	local cpu
+	cpu=$(echo "$user + $sys" | bc -l)
+	# Loss from the per-target summaries both tools print (xmt/rcv/%loss).
+	local lost
+	lost=$( (grep -h 'xmt/rcv' "$tmp/out" "$tmp/err" || true) | awk -F'[=/ ,]+' '{for(i=1;i<=NF;i++) if($i=="%loss"){x=$(i+1); r=$(i+2); s+=x-r}} END{print s+0}')
+	printf '%-40s wall %7.2f s  cpu %7.2f s  rss %7.1f MB  lost %s\n' "$name" "$wall" "$cpu" "$(echo "$rss/1024" | bc -l)" "$lost"
+	echo "$wall $cpu $rss $lost" >"$tmp/last"
+}
+
+ratio() { # ratio A B -> A/B, or n/a when either did not complete
+	if [ "$1" = NA ] || [ "$2" = NA ]; then echo n/a; return; fi
+	echo "scale=2; $1 / $2" | bc -l
+}
+
+compare() { # compare LABEL FPING-ARGS -- GPING-ARGS
+	local label=$1
+	shift
+	local fargs=() gargs=()
+	while [ "$1" != "--" ]; do fargs+=("$1"); shift; done
+	shift
+	gargs=("$@")
+	echo "== $label"
+	measure "fping ${fargs[*]}" fping "${fargs[@]}" -f "$tmp/hosts"
+	read -r fw fc fr fl <"$tmp/last"
+	measure "gping ${gargs[*]}" "$tmp/gping" "${gargs[@]}" -f "$tmp/hosts"
+	read -r gw gc gr gl <"$tmp/last"
+	echo "   gping/fping: wall $(ratio "$gw" "$fw")x  cpu $(ratio "$gc" "$fc")x  rss $(ratio "$gr" "$fr")x"
+}
+
+echo "gping vs fping, $HOSTS hosts on 198.18.0.0/15 ($(nproc) cores)"
+compare "$HOSTS hosts x 3, full speed" -q -c 3 -p 10 -i 0 -- -q -c 3 -p 10 -i 0
+compare "$HOSTS hosts x 3, paced" -q -c 3 -p 1000 -i 0.1 -- -q -c 3 -p 1000 -i 0.1
+compare "$HOSTS hosts x 10 (over fping's 65,535 in flight)" -q -c 10 -p 1 -i 0 -- -q -c 10 -p 1 -i 0
+echo "== 100,000 hosts x 1 (gping alone; fping for scale on the same list)"
+HOSTS100K=${HOSTS100K:-100000}
+python3 - "$HOSTS100K" >"$tmp/hosts" <<'EOF2'
+import ipaddress, sys
+base = int(ipaddress.IPv4Address("198.18.1.0"))
+for i in range(int(sys.argv[1])):
+    print(ipaddress.IPv4Address(base + i))
+EOF2
+compare "$HOSTS100K hosts x 1" -q -c 1 -p 10 -i 0 -- -q -c 1 -p 10 -i 0
