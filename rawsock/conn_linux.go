@@ -55,10 +55,12 @@ type writer struct {
 	sa    unix.RawSockaddrInet6 // large enough for a sockaddr_in too
 	oob   [64]byte
 	errno syscall.Errno
-	// stale: this is a datagram socket with IP_RECVERR, whose sendmsg reports (and clears) an
-	// ICMP error that arrived for an earlier packet, instead of sending. That error is
-	// delivered through the error queue already, so the send is tried once more.
-	stale bool
+	// stale: this is a datagram socket with IP_RECVERR. Its sendmsg reports (and clears) the
+	// socket's pending error, left by an ICMP error that arrived for an earlier packet, instead
+	// of sending; and reading the error queue sets the next queued error pending again. Those
+	// errors are delivered through the error queue already, so the send is tried again.
+	stale   bool
+	retries int
 }
 
 func listen(f icmp.Family, cfg *Config) (*Conn, error) {
@@ -381,7 +383,7 @@ func (c *Conn) writeTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 		w.msg.SetControllen(n)
 	}
 	w.errno = 0
-	w.stale = c.mode == Unprivileged
+	w.stale, w.retries = c.mode == Unprivileged, 0
 	err := c.sys.rc.Write(w.fn)
 	w.iov.Base = nil // do not keep the caller's buffer alive from the pool
 	if err != nil {
@@ -405,15 +407,32 @@ func (w *writer) send(fd uintptr) bool {
 			return false
 		case 0:
 		default:
-			if w.stale {
-				// At most once: a second failure is this packet's own.
-				w.stale = false
+			if w.stale && w.retryStale(e) {
 				continue
 			}
 		}
 		w.errno = e
 		return true
 	}
+}
+
+// maxStaleRetries bounds the sends one WriteTo makes past pending errors. The backlog is the
+// ICMP errors queued at that moment (a traceroute draws one per probe), each of which can be
+// set pending once as the reader takes the one before it; an error of this packet's own (no
+// route, a firewall) repeats every time and is reported after the bound.
+const maxStaleRetries = 64
+
+// retryStale reports whether a send that failed with e on a datagram socket may have failed on
+// another packet's pending error (the errnos icmp_err_convert and icmpv6_err_convert give), and
+// is worth another try.
+func (w *writer) retryStale(e syscall.Errno) bool {
+	switch e {
+	case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED, unix.EACCES, unix.EPROTO,
+		unix.EMSGSIZE, unix.ENOPROTOOPT, unix.EOPNOTSUPP:
+		w.retries++
+		return w.retries <= maxStaleRetries
+	}
+	return false
 }
 
 // maxAsyncErrors bounds how many pending socket errors one read consumes before giving up.
