@@ -1,0 +1,286 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/gping/gping/rawsock"
+	"github.com/gping/gping/trace"
+)
+
+// maxPacketLen is traceroute's limit on the packet length argument.
+const maxPacketLen = 65000
+
+// options are gtrace's parsed command line, in Debian traceroute's terms.
+type options struct {
+	family   int // 0, 4 or 6
+	first    int
+	max      int
+	queries  int
+	parallel int
+	wait     time.Duration
+	sendwait time.Duration
+	numeric  bool
+	source   netip.Addr
+	iface    string
+	tos      int
+	socket   rawsock.Mode
+	host     string
+	// packetLen is the optional second argument, the whole packet's length; 0: the default.
+	packetLen int
+	help      bool
+	version   bool
+}
+
+// usageError is a command-line problem: one line on stderr and exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func badArg(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+func parseInt(flag, v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		var ne *strconv.NumError
+		if !errors.As(err, &ne) || !errors.Is(ne.Err, strconv.ErrRange) {
+			return 0, badArg("invalid %s argument: '%s'", flag, v)
+		}
+		n = math.MaxInt
+	}
+	if n < lo || n > hi {
+		return 0, badArg("%s argument '%s' out of range %d..%d", flag, v, lo, hi)
+	}
+	return n, nil
+}
+
+// parseSeconds reads a non-negative fractional number of seconds.
+func parseSeconds(v string) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > math.MaxInt32 {
+		return 0, false
+	}
+	return time.Duration(f * float64(time.Second)), true
+}
+
+func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("gtrace", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.SortFlags = false
+	str := func(name, short, usage string) {
+		raw[name] = fs.StringP(name, short, "", usage)
+	}
+	fs.BoolP("ipv4", "4", false, "use IPv4")
+	fs.BoolP("ipv6", "6", false, "use IPv6")
+	fs.BoolP("icmp", "I", false, "use ICMP ECHO for tracerouting (the only method)")
+	str("first", "f", "start from the first_ttl hop")
+	str("max-hops", "m", "set the max number of hops")
+	str("queries", "q", "set the number of probes per each hop")
+	str("wait", "w", "wait for a probe no more than MAX seconds")
+	str("sim-queries", "N", "set the number of probes to be tried simultaneously")
+	fs.BoolVarP(&o.numeric, "numeric", "n", false, "do not resolve IP addresses to their domain names")
+	str("source", "s", "use source src_addr for outgoing packets")
+	str("interface", "i", "specify a network interface to operate with")
+	str("tos", "t", "set the TOS (IPv4 type of service) or TC (IPv6 traffic class) value")
+	str("sendwait", "z", "minimal time interval between probes")
+	str("socket", "", "socket kind: auto, raw or dgram")
+	fs.BoolVarP(&o.help, "help", "h", false, "print help and exit")
+	fs.BoolVarP(&o.version, "version", "V", false, "print version and exit")
+	return fs
+}
+
+// parseOptions parses gtrace's arguments. The host is checked for shape here; resolving it is
+// the caller's job.
+func parseOptions(args []string) (*options, error) {
+	o := &options{max: trace.DefaultMax, queries: trace.DefaultQueries, parallel: trace.DefaultParallel,
+		wait: trace.DefaultWait, first: 1}
+	raw := map[string]*string{}
+	fs := newFlagSet(o, raw)
+	if err := fs.Parse(args); err != nil {
+		return nil, badArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+	}
+	if o.help || o.version {
+		return o, nil
+	}
+	if v, _ := fs.GetBool("ipv4"); v {
+		o.family = 4
+	}
+	if v, _ := fs.GetBool("ipv6"); v {
+		if o.family == 4 {
+			return nil, badArg("only one -4 or -6 option may be specified")
+		}
+		o.family = 6
+	}
+	set := func(name string) (string, bool) {
+		return *raw[name], fs.Lookup(name).Changed
+	}
+	var err error
+	if v, ok := set("first"); ok {
+		if o.first, err = parseInt("-f", v, 1, trace.MaxTTL); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := set("max-hops"); ok {
+		if o.max, err = parseInt("-m", v, 1, trace.MaxTTL); err != nil {
+			return nil, err
+		}
+	}
+	if o.first > o.max {
+		return nil, badArg("first hop %d is beyond max hops %d", o.first, o.max)
+	}
+	if v, ok := set("queries"); ok {
+		if o.queries, err = parseInt("-q", v, 1, trace.MaxQueries); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := set("sim-queries"); ok {
+		if o.parallel, err = parseInt("-N", v, 1, 1<<16); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := set("wait"); ok {
+		// traceroute's MAX,HERE,NEAR: only MAX, the longest wait, applies here.
+		maxWait, _, _ := strings.Cut(v, ",")
+		d, ok := parseSeconds(maxWait)
+		if !ok || d <= 0 {
+			return nil, badArg("bad wait specification '%s'", v)
+		}
+		o.wait = d
+	}
+	if v, ok := set("sendwait"); ok {
+		// traceroute: a value above 10 is milliseconds, else seconds.
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(f) || f < 0 || f > math.MaxInt32 {
+			return nil, badArg("bad sendwait '%s'", v)
+		}
+		if f > 10 {
+			o.sendwait = time.Duration(f * float64(time.Millisecond))
+		} else {
+			o.sendwait = time.Duration(f * float64(time.Second))
+		}
+	}
+	if v, ok := set("source"); ok {
+		a, err := netip.ParseAddr(v)
+		if err != nil || a.Zone() != "" {
+			return nil, badArg("invalid source address '%s'", v)
+		}
+		o.source = a.Unmap()
+	}
+	if v, ok := set("interface"); ok {
+		if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t") {
+			return nil, badArg("invalid interface name '%s'", v)
+		}
+		o.iface = v
+	}
+	if v, ok := set("tos"); ok {
+		if o.tos, err = parseInt("-t", v, 0, 255); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := set("socket"); ok {
+		m, err := rawsock.ParseMode(v)
+		if err != nil {
+			return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
+		}
+		o.socket = m
+	}
+	rest := fs.Args()
+	switch len(rest) {
+	case 0:
+		return nil, badArg("specify \"host\" missing argument")
+	case 1:
+	case 2:
+		if o.packetLen, err = parseInt("packetlen", rest[1], 0, maxPacketLen); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, badArg("extra argument '%s'", rest[2])
+	}
+	o.host = rest[0]
+	if err := checkHostName(o.host); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// checkHostName refuses names no resolver should be asked about: option-like words (argument
+// injection through wrappers), names longer than DNS allows, and labels that are empty or too
+// long.
+func checkHostName(h string) error {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return nil
+	}
+	switch {
+	case h == "":
+		return badArg("specify \"host\" missing argument")
+	case strings.HasPrefix(h, "-"):
+		return badArg("%s: invalid host name: starts with '-'", quoteName(h))
+	case len(h) > 253:
+		return badArg("%s...: invalid host name: longer than 253 bytes", quoteName(h[:32]))
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return badArg("%s: invalid host name: bad label", quoteName(h))
+		}
+		for _, c := range []byte(label) {
+			if c <= ' ' || c >= 0x7f || strings.IndexByte("\"'`$;&|<>()\\/", c) >= 0 {
+				return badArg("%s: invalid host name: bad character", quoteName(h))
+			}
+		}
+	}
+	return nil
+}
+
+// quoteName makes a name safe to print: control and non-ASCII bytes are escaped.
+func quoteName(s string) string {
+	q := strconv.QuoteToASCII(s)
+	return q[1 : len(q)-1]
+}
+
+const usageText = `
+Usage:
+  gtrace [ -46In ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
+         [ -s src_addr ] [ -t tos ] [ -w MAX ] [ -z sendwait ] [ --socket kind ] host [ packetlen ]
+Options:
+  -4                          Use IPv4
+  -6                          Use IPv6
+  -I  --icmp                  Use ICMP ECHO for tracerouting (the default and only method)
+  -f first_ttl  --first=first_ttl
+                              Start from the first_ttl hop (instead from 1)
+  -i device  --interface=device
+                              Specify a network interface to operate with
+  -m max_ttl  --max-hops=max_ttl
+                              Set the max number of hops (max TTL to be reached). Default is 32
+  -N squeries  --sim-queries=squeries
+                              Set the number of probes to be tried simultaneously (default is 16)
+  -n                          Do not resolve IP addresses to their domain names
+  -q nqueries  --queries=nqueries
+                              Set the number of probes per each hop. Default is 3 (at most 10)
+  -s src_addr  --source=src_addr
+                              Use source src_addr for outgoing packets
+  -t tos  --tos=tos           Set the TOS (IPv4 type of service) or TC (IPv6 traffic class) value
+  -w MAX  --wait=MAX          Wait for a probe no more than MAX seconds (default 5.0); an
+                              unanswered probe is retried once within that time
+  -z sendwait  --sendwait=sendwait
+                              Minimal time interval between probes (default 0); above 10 it is
+                              milliseconds, else seconds
+  --socket kind               auto (default: ping socket, else raw), raw or dgram
+  -V  --version               Print version info and exit
+  -h  --help                  Read this help and exit
+
+Arguments:
+      host          The host to traceroute to
+      packetlen     The full packet length (default is the length of an IP
+                    header plus 40). Can be ignored or increased to a minimal
+                    allowed value
+
+Exit status: 0 if the destination answered, 1 if it was not reached, 2 on errors.
+`

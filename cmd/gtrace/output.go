@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gping/gping/trace"
+)
+
+// header is traceroute's first line. The packet size counts the IP header (20 or 40 bytes),
+// the 8-byte ICMP header and the payload.
+func header(host string, dst netip.Addr, maxTTL, packetLen int) string {
+	return fmt.Sprintf("traceroute to %s (%s), %d hops max, %d byte packets\n", host, dst, maxTTL, packetLen)
+}
+
+// hopLine is traceroute's line for one hop: the TTL right-aligned in two columns, then for each
+// probe "*" or its time, the answering address shown before the first answer and again
+// whenever a probe answers from another address than the answered probe before it, and the
+// probe's mark after its time. label renders an address ("addr" or "name (addr)").
+func hopLine(h trace.Hop, label func(netip.Addr) string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%2d ", h.TTL)
+	var last netip.Addr
+	for _, p := range h.Probes {
+		if p.Timeout {
+			b.WriteString(" *")
+			continue
+		}
+		if !last.IsValid() || p.From != last {
+			b.WriteString(" " + label(p.From))
+			last = p.From
+		}
+		fmt.Fprintf(&b, "  %.3f ms", float64(p.RTT)/float64(time.Millisecond))
+		if p.Annotation != "" {
+			b.WriteString(" " + p.Annotation)
+		}
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
+// Reverse lookups: each bounded in time, at most namerParallel at once, results cached.
+const (
+	dnsTimeout    = 3 * time.Second
+	namerParallel = 8
+	namerCacheMax = 1024
+)
+
+// namer resolves addresses to names without ever delaying probes: start begins a lookup in the
+// background, label waits for it. It is safe for concurrent use.
+type namer struct {
+	ctx     context.Context
+	enabled bool
+	sem     chan struct{}
+	mu      sync.Mutex
+	names   map[netip.Addr]*lookup
+}
+
+type lookup struct {
+	done chan struct{}
+	name string
+}
+
+func newNamer(ctx context.Context, enabled bool) *namer {
+	return &namer{ctx: ctx, enabled: enabled, sem: make(chan struct{}, namerParallel),
+		names: make(map[netip.Addr]*lookup)}
+}
+
+// start begins the lookup of a, if names are wanted and a is not known yet.
+func (n *namer) start(a netip.Addr) *lookup {
+	if !n.enabled || !a.IsValid() {
+		return nil
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if l := n.names[a]; l != nil {
+		return l
+	}
+	if len(n.names) >= namerCacheMax {
+		// Keep memory bounded on endless runs; a forgotten name is only looked up again.
+		for k, l := range n.names {
+			select {
+			case <-l.done:
+				delete(n.names, k)
+			default:
+			}
+		}
+	}
+	l := &lookup{done: make(chan struct{}), name: a.String()}
+	n.names[a] = l
+	go func() {
+		defer close(l.done)
+		select {
+		case n.sem <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		defer func() { <-n.sem }()
+		ctx, cancel := context.WithTimeout(n.ctx, dnsTimeout)
+		defer cancel()
+		if names, err := net.DefaultResolver.LookupAddr(ctx, a.String()); err == nil && len(names) > 0 {
+			l.name = quoteName(strings.TrimSuffix(names[0], "."))
+		}
+	}()
+	return l
+}
+
+// label returns "addr" with -n, else "name (addr)" (the address twice when it has no name),
+// as traceroute prints them.
+func (n *namer) label(a netip.Addr) string {
+	l := n.start(a)
+	if l == nil {
+		return a.String()
+	}
+	<-l.done
+	return l.name + " (" + a.String() + ")"
+}

@@ -1,0 +1,495 @@
+package trace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/gping/gping/probe"
+)
+
+// Defaults of Config, those of traceroute -I except DefaultMax.
+const (
+	// DefaultMax is above traceroute's 30 so that a path through 31 routers, whose
+	// destination is the 32nd hop, is traced whole by default.
+	DefaultMax      = 32
+	DefaultQueries  = 3
+	DefaultParallel = 16 // traceroute -N
+	DefaultWait     = 5 * time.Second
+	// DefaultRetryAfter is a little over Linux's default net.ipv4.icmp_ratelimit of one
+	// second: the kernel counts its tokens in jiffies, and a retry exactly one second after the
+	// burst ran out can come a jiffy before the next token.
+	DefaultRetryAfter = 1100 * time.Millisecond
+	// DefaultSize is the payload that makes traceroute's 60-byte IPv4 (80-byte IPv6) packets:
+	// IP header, 8 bytes of ICMP header, 32 bytes of payload.
+	DefaultSize = 32
+	// MaxQueries is traceroute's limit on -q.
+	MaxQueries = 10
+	// MaxTTL is the largest value the TTL and hop-limit fields hold.
+	MaxTTL = 255
+)
+
+// EmptyPayload as Config.Size sends echo requests with no payload at all.
+const EmptyPayload = probe.EmptyPayload
+
+// minRetryBudget is the least time a retry must have left to be worth sending: a retry that
+// cannot be answered in time only costs a router one more rate-limit token.
+const minRetryBudget = 10 * time.Millisecond
+
+// ErrConfig is wrapped by the error of Run for a Config or destination it cannot trace with.
+var ErrConfig = errors.New("trace: invalid configuration")
+
+// Config describes a trace. The zero value (and a nil *Config) traces with traceroute's
+// defaults, except that Max is DefaultMax. Run only reads it, so one Config may serve concurrent
+// runs.
+type Config struct {
+	First    int // first TTL, 1..MaxTTL; 0: 1
+	Max      int // last TTL, First..MaxTTL; 0: DefaultMax (or First, if that is larger)
+	Queries  int // probes per hop, 1..MaxQueries; 0: DefaultQueries
+	Parallel int // probes in flight at once; 0: DefaultParallel
+	// Wait is how long an answer to a query counts, from the query's first attempt; 0:
+	// DefaultWait.
+	Wait time.Duration
+	Size int // payload bytes; 0: DefaultSize; EmptyPayload for none
+	// SendWait is the least time between any two probes (traceroute -z); 0: none.
+	SendWait time.Duration
+	// Gap is the least time between the first attempts of two queries of one hop; 0: none.
+	// Queries of one hop are sent round-robin with those of the other hops in any case.
+	Gap time.Duration
+	// RetryAfter is how long a query waits for an answer before its one retry, and the least
+	// time between two retries of one hop; 0: DefaultRetryAfter. A RetryAfter not shorter than
+	// Wait disables retries.
+	RetryAfter time.Duration
+}
+
+// ProbeResult is the outcome of one query of a hop. It is a plain value.
+type ProbeResult struct {
+	From netip.Addr // who answered; zero for a timeout
+	RTT  time.Duration
+	// Annotation is traceroute's mark for an ICMP error ("!H", "!N", "!P", "!S", "!F-<mtu>",
+	// "!X", "!V", "!C", "!<code>" or "!<type-code>"), empty for Echo Reply and Time Exceeded.
+	Annotation string
+	Timeout    bool // no answer within Wait, retry included
+}
+
+// Hop is the outcome of every query sent with one TTL, in query order. It is a plain value;
+// Probes is not shared with Run after the hop is reported.
+type Hop struct {
+	TTL    int
+	Probes []ProbeResult
+}
+
+// Result summarizes a trace. It is a plain value.
+type Result struct {
+	// Reached is true when the destination itself answered: an Echo Reply, or an ICMP error
+	// sent from the destination's address.
+	Reached bool
+	// Hops are the hops reported, in TTL order, the last one ending the trace.
+	Hops []Hop
+	// Sent counts the probes sent, Retries those of them that were second attempts.
+	Sent, Retries int
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	var o Config
+	if c != nil {
+		o = *c
+	}
+	if o.First == 0 {
+		o.First = 1
+	}
+	if o.Max == 0 {
+		o.Max = max(DefaultMax, o.First)
+	}
+	if o.Queries == 0 {
+		o.Queries = DefaultQueries
+	}
+	if o.Parallel == 0 {
+		o.Parallel = DefaultParallel
+	}
+	if o.Wait == 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Size == 0 {
+		o.Size = DefaultSize
+	}
+	if o.RetryAfter == 0 {
+		o.RetryAfter = DefaultRetryAfter
+	}
+	switch {
+	case o.First < 1 || o.First > MaxTTL:
+		return o, fmt.Errorf("%w: first ttl %d out of 1..%d", ErrConfig, o.First, MaxTTL)
+	case o.Max < o.First || o.Max > MaxTTL:
+		return o, fmt.Errorf("%w: max ttl %d out of %d..%d", ErrConfig, o.Max, o.First, MaxTTL)
+	case o.Queries < 1 || o.Queries > MaxQueries:
+		return o, fmt.Errorf("%w: %d queries out of 1..%d", ErrConfig, o.Queries, MaxQueries)
+	case o.Parallel < 1:
+		return o, fmt.Errorf("%w: parallel %d below 1", ErrConfig, o.Parallel)
+	case o.Wait < 0 || o.SendWait < 0 || o.Gap < 0 || o.RetryAfter < 0:
+		return o, fmt.Errorf("%w: negative duration", ErrConfig)
+	case o.Size < 0 && o.Size != EmptyPayload:
+		return o, fmt.Errorf("%w: size %d", ErrConfig, o.Size)
+	}
+	if o.Size == EmptyPayload {
+		o.Size = 0
+	}
+	return o, nil
+}
+
+// attempt is one echo request sent for a query.
+type attempt struct {
+	seq  uint64
+	live bool // sent, and its outcome neither consumed nor canceled
+}
+
+// query is one of the Queries probes of a hop: a first attempt and at most one retry.
+type query struct {
+	sent     time.Time // first attempt's send time; zero until sent
+	tries    [2]attempt
+	nsent    int  // attempts sent
+	noRetry  bool // the retry was sent or will not be
+	answered bool
+	final    bool // the answer ends the trace
+	res      ProbeResult
+}
+
+func (q *query) live() bool { return q.tries[0].live || q.tries[1].live }
+
+func (q *query) settled() bool {
+	return q.answered || q.nsent > 0 && q.noRetry && !q.live()
+}
+
+type hop struct {
+	queries []query
+	// paced is the earliest time for this hop's next probe, once it has needed a retry: its
+	// router may be rate limiting, and then a probe sent before the router has a new token
+	// would only be lost and take the token from the retry that follows it.
+	paced time.Time
+}
+
+// event is one outcome delivered by the engine for attempt try of query q of hop ttl.
+type event struct {
+	ttl, q, try int
+	r           probe.Result
+}
+
+// tracer is the state of one Run, owned by Run's goroutine.
+type tracer struct {
+	e      *probe.Engine
+	dst    netip.Addr
+	cfg    Config
+	onHop  func(Hop)
+	hops   []hop // index ttl-First
+	events chan event
+
+	// busy counts the queries with a live attempt; Parallel bounds it. A retry takes over the
+	// place of the attempt it repeats, so that first attempts lost to a rate limit cannot keep
+	// their own retries from going out.
+	busy     int
+	lastSend time.Time // for SendWait
+	limit    int       // highest TTL that can still matter: Max, or the lowest final TTL
+	next     int       // next TTL to report
+	res      Result
+	err      error // a probe was canceled under us: the engine is closed
+}
+
+// Run traces the path to dst with e, calling onHop for every hop in TTL order as soon as that
+// hop and all before it are settled (each query answered or timed out). It returns when a hop
+// has ended the trace (the destination answered, or an ICMP error other than Time Exceeded
+// came back) and every lower hop is settled, when Max is settled, or when ctx ends; probes
+// still in flight then are canceled.
+//
+// onHop is called on Run's goroutine and should return quickly: while it runs no probe is sent
+// (answers wait in a queue and are not lost). cfg may be nil. The error is nil when the trace
+// ended by itself, whether or not the destination was reached; it wraps ErrConfig for a bad
+// cfg or destination, the context's error when ctx ended first (the Result then holds the hops
+// reported so far), and an engine error when a probe could not be sent.
+func Run(ctx context.Context, e *probe.Engine, dst netip.Addr, cfg *Config, onHop func(Hop)) (Result, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return Result{}, err
+	}
+	dst = dst.Unmap()
+	if !dst.IsValid() || dst.IsUnspecified() {
+		return Result{}, fmt.Errorf("%w: destination %v", ErrConfig, dst)
+	}
+	t := &tracer{
+		e: e, dst: dst, cfg: c, onHop: onHop,
+		hops: make([]hop, c.Max-c.First+1),
+		// Every live attempt owes at most one event, and at most two attempts of each of at
+		// most Parallel busy queries are live: the engine's callback never blocks on this
+		// channel.
+		events: make(chan event, 2*c.Parallel),
+		limit:  c.Max, next: c.First,
+	}
+	for i := range t.hops {
+		t.hops[i].queries = make([]query, c.Queries)
+	}
+	defer t.cancelAll()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		t.report()
+		if t.err != nil {
+			return t.res, t.err
+		}
+		if t.next > t.limit {
+			return t.res, nil
+		}
+		wake, err := t.send(time.Now())
+		if err != nil {
+			return t.res, err
+		}
+		var tc <-chan time.Time
+		if !wake.IsZero() {
+			timer.Reset(time.Until(wake))
+			tc = timer.C
+		}
+		select {
+		case ev := <-t.events:
+			t.handle(ev)
+		case <-tc:
+		case <-ctx.Done():
+			return t.res, ctx.Err()
+		}
+	}
+}
+
+func (t *tracer) hop(ttl int) *hop { return &t.hops[ttl-t.cfg.First] }
+
+// send sends every attempt that is due, retries first since their time is short, and returns
+// the next time something will be due (zero: only an event can make anything due).
+func (t *tracer) send(now time.Time) (wake time.Time, err error) {
+	later := func(at time.Time) {
+		if wake.IsZero() || at.Before(wake) {
+			wake = at
+		}
+	}
+	// can reports whether a probe may go now, and otherwise notes when SendWait allows one.
+	can := func(retry bool) bool {
+		if !retry && t.busy >= t.cfg.Parallel {
+			return false
+		}
+		if t.cfg.SendWait > 0 && !t.lastSend.IsZero() {
+			if at := t.lastSend.Add(t.cfg.SendWait); now.Before(at) {
+				later(at)
+				return false
+			}
+		}
+		return true
+	}
+	retries := t.cfg.RetryAfter < t.cfg.Wait
+	for ttl := t.cfg.First; retries && ttl <= t.limit; ttl++ {
+		h := t.hop(ttl)
+		for qi := range h.queries {
+			q := &h.queries[qi]
+			if q.nsent == 0 || q.noRetry || q.answered {
+				continue
+			}
+			at := q.sent.Add(t.cfg.RetryAfter)
+			if h.paced.After(at) {
+				at = h.paced
+			}
+			if now.After(at) {
+				at = now
+			}
+			// The retry's answer counts only as long as the first attempt's would have.
+			budget := q.sent.Add(t.cfg.Wait).Sub(at)
+			if budget < minRetryBudget {
+				q.noRetry = true
+				continue
+			}
+			if now.Before(at) {
+				later(at)
+				continue
+			}
+			if !q.tries[0].live || !can(true) {
+				continue
+			}
+			if err := t.start(ttl, qi, 1, budget, now); err != nil {
+				return wake, err
+			}
+			q.noRetry = true
+			h.paced = now.Add(t.cfg.RetryAfter)
+		}
+	}
+	// First attempts round-robin: query 0 of every hop, then query 1, so that the queries of
+	// one hop are spread out rather than back to back.
+	for qi := 0; qi < t.cfg.Queries; qi++ {
+		for ttl := t.cfg.First; ttl <= t.limit; ttl++ {
+			h := t.hop(ttl)
+			q := &h.queries[qi]
+			if q.nsent > 0 {
+				continue
+			}
+			if qi > 0 {
+				prev := h.queries[qi-1].sent
+				if prev.IsZero() {
+					continue
+				}
+				if at := prev.Add(t.cfg.Gap); now.Before(at) {
+					later(at)
+					continue
+				}
+			}
+			if !h.paced.IsZero() {
+				if now.Before(h.paced) {
+					later(h.paced)
+					continue
+				}
+			}
+			if !can(false) {
+				return wake, nil
+			}
+			if err := t.start(ttl, qi, 0, t.cfg.Wait, now); err != nil {
+				return wake, err
+			}
+			q.sent = now
+			if !h.paced.IsZero() {
+				h.paced = now.Add(t.cfg.RetryAfter)
+			}
+		}
+	}
+	return wake, nil
+}
+
+func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) error {
+	events := t.events
+	req := probe.Request{
+		Dst: t.dst, Size: t.cfg.Size, TTL: ttl, Timeout: timeout,
+		OnResult: func(r probe.Result) {
+			// Duplicates add nothing to a trace; every other outcome comes once per attempt.
+			if r.Outcome != probe.Duplicate {
+				events <- event{ttl: ttl, q: qi, try: try, r: r}
+			}
+		},
+	}
+	// Datagram sockets can hold a stale error from an earlier probe's ICMP error; rawsock
+	// sends past it, so an error here is this probe's own.
+	seq, err := t.e.Start(req)
+	if err != nil {
+		return fmt.Errorf("trace: ttl %d: %w", ttl, err)
+	}
+	q := &t.hop(ttl).queries[qi]
+	if !q.live() {
+		t.busy++
+	}
+	q.tries[try] = attempt{seq: seq, live: true}
+	q.nsent++
+	t.res.Sent++
+	if try > 0 {
+		t.res.Retries++
+	}
+	t.lastSend = now
+	return nil
+}
+
+func (t *tracer) handle(ev event) {
+	q := &t.hop(ev.ttl).queries[ev.q]
+	a := &q.tries[ev.try]
+	if !a.live {
+		return // canceled after its outcome was already on its way
+	}
+	t.ended(q, a)
+	switch ev.r.Outcome {
+	case probe.Reply, probe.ICMPError:
+	case probe.Timeout:
+		// The first attempt's time is the query's whole budget: a retry not sent by now
+		// never will be.
+		if ev.try == 0 {
+			q.noRetry = true
+		}
+		return
+	default:
+		if t.err == nil {
+			t.err = fmt.Errorf("trace: ttl %d: %w", ev.ttl, ev.r.Error())
+		}
+		return
+	}
+	if q.answered {
+		return
+	}
+	mark, final := annotate(&ev.r)
+	q.answered, q.final = true, final
+	q.res = ProbeResult{From: ev.r.From, RTT: ev.r.RTT, Annotation: mark}
+	if other := &q.tries[1-ev.try]; other.live {
+		t.cancel(q, other)
+	}
+	if final && ev.ttl < t.limit {
+		for ttl := ev.ttl + 1; ttl <= t.limit; ttl++ {
+			t.cancelHop(ttl)
+		}
+		t.limit = ev.ttl
+	}
+}
+
+// ended marks attempt a of query q as no longer live.
+func (t *tracer) ended(q *query, a *attempt) {
+	a.live = false
+	if !q.live() {
+		t.busy--
+	}
+}
+
+// cancel gives up a live attempt. When the engine has already delivered (or is delivering) its
+// outcome, the attempt stays live until handle consumes that outcome, so that the attempt keeps
+// counting towards the bound on the events owed to the channel.
+func (t *tracer) cancel(q *query, a *attempt) {
+	if t.e.Cancel(t.dst, a.seq) {
+		t.ended(q, a)
+	}
+}
+
+func (t *tracer) cancelHop(ttl int) {
+	h := t.hop(ttl)
+	for i := range h.queries {
+		q := &h.queries[i]
+		for j := range q.tries {
+			if q.tries[j].live {
+				t.cancel(q, &q.tries[j])
+			}
+		}
+	}
+}
+
+func (t *tracer) cancelAll() {
+	for ttl := t.cfg.First; ttl <= t.cfg.Max; ttl++ {
+		t.cancelHop(ttl)
+	}
+}
+
+// report hands every newly settled hop, in order, to onHop.
+func (t *tracer) report() {
+	for t.next <= t.limit {
+		h := t.hop(t.next)
+		out := Hop{TTL: t.next, Probes: make([]ProbeResult, len(h.queries))}
+		final := false
+		for i := range h.queries {
+			q := &h.queries[i]
+			if !q.settled() {
+				return
+			}
+			if q.answered {
+				out.Probes[i] = q.res
+			} else {
+				out.Probes[i] = ProbeResult{Timeout: true}
+			}
+			final = final || q.final
+			if q.answered && q.res.From == t.dst {
+				t.res.Reached = true
+			}
+		}
+		t.res.Hops = append(t.res.Hops, out)
+		if t.onHop != nil {
+			t.onHop(Hop{TTL: out.TTL, Probes: append([]ProbeResult(nil), out.Probes...)})
+		}
+		t.next++
+		if final {
+			t.limit = out.TTL
+			return
+		}
+	}
+}
