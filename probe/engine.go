@@ -243,8 +243,11 @@ func (e *Engine) Start(r Request) (uint64, error) {
 		e.mu.Unlock()
 		return 0, ErrClosed
 	}
-	// Skip sequence numbers whose 16-bit form is still pending towards this destination: two
-	// probes with the same key could not be told apart by an 8-byte ICMP error quote.
+	// Skip sequence numbers whose 16-bit form is still awaiting an answer from this
+	// destination: two such probes could not be told apart by an 8-byte ICMP error quote. An
+	// answered probe only stays to recognise duplicates, and gives its key up to a new one
+	// (a flood sends more than 65536 probes within a timeout); a late duplicate of it then
+	// fails the 64-bit sequence check and counts as late.
 	for tries := 0; ; tries++ {
 		if tries > 0xffff {
 			e.mu.Unlock()
@@ -252,7 +255,13 @@ func (e *Engine) Start(r Request) (uint64, error) {
 		}
 		ent.seq = e.seq.Add(1)
 		ent.key = key{dst, uint16(ent.seq)}
-		if _, busy := e.pending[ent.key]; !busy {
+		old, busy := e.pending[ent.key]
+		if !busy {
+			break
+		}
+		if old.done {
+			delete(e.pending, old.key)
+			heap.Remove(&e.byTime, old.hidx)
 			break
 		}
 	}

@@ -35,8 +35,8 @@ type PingConfig struct {
 	TTL      int           // 0: socket default
 	// Preload probes are sent at once before normal pacing starts (iputils -l).
 	Preload int
-	// Flood sends the next probe as soon as every earlier one is answered, and at the latest
-	// after Interval (iputils -f); a zero Interval then means 10 ms.
+	// Flood sends the next probe as soon as fewer than max(Preload, 1) are unanswered, and at
+	// the latest after Interval (iputils -f, -f -l); a zero Interval then means 10 ms.
 	Flood bool
 
 	// OnResult, if set, receives each outcome, on the goroutine that called Run, one at a time,
@@ -187,6 +187,7 @@ func (p *Pinger) Run(ctx context.Context) error {
 		replies  int
 		runErr   error
 		preload  = max(p.cfg.Preload, 1)
+		window   = preload // flood keeps this many probes in flight, as iputils -f -l
 		finished bool
 	)
 	defer send.Stop()
@@ -242,7 +243,11 @@ func (p *Pinger) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			finished = true
 		case <-send.C:
-			for i := 0; i < preload && (p.cfg.Count == 0 || sent < p.cfg.Count); i++ {
+			n := preload // the first tick sends the preload
+			if p.cfg.Flood {
+				n = max(window-len(outstanding), 1) // refill the window
+			}
+			for i := 0; i < n && (p.cfg.Count == 0 || sent < p.cfg.Count); i++ {
 				if !sendOne() {
 					finished = true
 					break
@@ -260,8 +265,9 @@ func (p *Pinger) Run(ctx context.Context) error {
 			}
 		case <-p.notify:
 			replies += p.drain(outstanding)
-			if p.cfg.Flood && len(outstanding) == 0 && (p.cfg.Count == 0 || sent < p.cfg.Count) {
-				// Everything is answered: flood mode sends the next probe now.
+			if p.cfg.Flood && len(outstanding) < window && (p.cfg.Count == 0 || sent < p.cfg.Count) {
+				// An answer made room in the window (one probe, or Preload): flood mode sends
+				// the next probe now.
 				send.Reset(0)
 			}
 		case <-lingerC:

@@ -1,0 +1,463 @@
+package probe_test
+
+import (
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/netlab"
+	"github.com/gping/gping/internal/responder"
+	"github.com/gping/gping/probe"
+	"github.com/gping/gping/rawsock"
+)
+
+// The accounting suite: the engine in the lab's Host namespace probes a scripted, misbehaving
+// responder in the Target namespace (internal/responder), whose log is the ground truth of what
+// was sent. Every probe must end in exactly one class, and every stray packet must land in the
+// counter the engine documents for it.
+
+const (
+	probeSize   = 56 // payload of the probes a script misbehaves on
+	barrierSize = 40 // payload of barrier probes, which the scripts always answer normally
+)
+
+// Alternative addresses of the target, the sources of WrongSource answers.
+var (
+	alt4 = netip.MustParseAddr("198.18.200.2")
+	alt6 = netip.MustParseAddr("2001:db8:200::2")
+)
+
+// respLab is a Host -- Target chain whose Host admits datagram sockets and whose Target owns the
+// alternative addresses.
+func respLab(t *testing.T) *netlab.Chain {
+	t.Helper()
+	c := netlab.New(t).Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Target.MustRun(t, "ip", "addr", "add", alt4.String()+"/32", "dev", "lo")
+	c.Target.MustRun(t, "ip", "addr", "add", alt6.String()+"/128", "dev", "lo", "nodad")
+	return c
+}
+
+// startResponder runs script on probes of probeSize bytes and answers every other request
+// (barriers) normally.
+func startResponder(t *testing.T, c *netlab.Chain, script responder.Script) *responder.Responder {
+	t.Helper()
+	return responder.MustStart(t, c.Target, &responder.Config{
+		AltSource4: alt4, AltSource6: alt6,
+		Script: func(n int, req *responder.Request) []responder.Action {
+			if req.Len != probeSize || script == nil {
+				return []responder.Action{responder.Normal()}
+			}
+			return script(n, req)
+		},
+	})
+}
+
+// hostEngine opens an engine of the given mode whose socket for f lives in the Host namespace.
+func hostEngine(t *testing.T, c *netlab.Chain, mode rawsock.Mode, f icmp.Family) *probe.Engine {
+	t.Helper()
+	e := probe.New(&probe.Config{Socket: rawsock.Config{Mode: mode}})
+	if err := c.Host.Do(func() error { return e.Open(f) }); err != nil {
+		t.Fatalf("open %s %s socket: %v", mode, f, err)
+	}
+	if got := e.Mode(f); got != mode {
+		t.Fatalf("opened %s, want %s", got, mode)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+// collector records every outcome of every probe, and signals each probe's first outcome.
+type collector struct {
+	mu      sync.Mutex
+	results map[uint64][]probe.Result
+	order   []uint64 // probes in the order of their first outcome
+	final   chan uint64
+}
+
+func newCollector(n int) *collector {
+	// Room for more than n first outcomes: should the engine wrongly report a probe twice, the
+	// test sees it instead of blocking the engine's reader.
+	return &collector{results: map[uint64][]probe.Result{}, final: make(chan uint64, 4*n+4)}
+}
+
+func (c *collector) onResult(r probe.Result) {
+	c.mu.Lock()
+	c.results[r.Seq] = append(c.results[r.Seq], r)
+	first := r.Outcome != probe.Duplicate
+	if first {
+		c.order = append(c.order, r.Seq)
+	}
+	c.mu.Unlock()
+	if first {
+		select {
+		case c.final <- r.Seq:
+		default:
+		}
+	}
+}
+
+// exchange sends n probes of probeSize bytes to dst back to back and waits until each has had its
+// first outcome and every delayed answer of the responder is on the wire. A barrier probe then
+// flushes the path: the engine's one reader handles packets in arrival order, so once the
+// barrier's reply is in, every earlier answer has been counted.
+func exchange(t *testing.T, e *probe.Engine, r *responder.Responder, dst netip.Addr, n int, timeout time.Duration) (seqs []uint64, col *collector) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	col = newCollector(n)
+	for range n {
+		seq, err := e.Start(probe.Request{Dst: dst, Size: probeSize, Timeout: timeout, OnResult: col.onResult})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	for range n {
+		select {
+		case <-col.final:
+		case <-ctx.Done():
+			t.Fatalf("only some of %d probes ended: %v", n, ctx.Err())
+		}
+	}
+	if err := r.WaitDelayed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := e.Send(ctx, probe.Request{Dst: dst, Size: barrierSize, Timeout: 5 * time.Second}); err != nil || res.Outcome != probe.Reply {
+		t.Fatalf("barrier probe: %+v, %v", res, err)
+	}
+	return seqs, col
+}
+
+// modes are the socket kinds and families of the matrix.
+type modeCase struct {
+	mode rawsock.Mode
+	fam  icmp.Family
+}
+
+func (m modeCase) String() string { return m.mode.String() + "/" + m.fam.String() }
+
+var modeCases = []modeCase{
+	{rawsock.Privileged, icmp.IPv4}, {rawsock.Unprivileged, icmp.IPv4},
+	{rawsock.Privileged, icmp.IPv6}, {rawsock.Unprivileged, icmp.IPv6},
+}
+
+func target(c *netlab.Chain, f icmp.Family) netip.Addr {
+	if f == icmp.IPv6 {
+		return c.TargetAddr6
+	}
+	return c.TargetAddr4
+}
+
+// expect is what each probe of a behaviour ends in, and the engine counters that follow.
+type expect struct {
+	outcome    probe.Outcome
+	dups       int  // Duplicate results per probe
+	corrupted  bool // on the Reply
+	kind       icmp.Kind
+	typ, code  uint8
+	late       int // per probe
+	foreign    int
+	badChecksm int
+	skip       string
+}
+
+// shiftSeq64 makes an echoed payload claim the probe 65536 before it, which had the same 16-bit
+// ICMP sequence: the reply of an old probe after the sequence wrapped.
+func shiftSeq64(p []byte) {
+	if len(p) >= icmp.PayloadHeaderLen {
+		binary.BigEndian.PutUint64(p[8:], binary.BigEndian.Uint64(p[8:])-1<<16)
+	}
+}
+
+func errType(f icmp.Family, v4, v6 uint8) uint8 {
+	if f == icmp.IPv6 {
+		return v6
+	}
+	return v4
+}
+
+// TestResponderAccounting runs each misbehaviour against both socket kinds and families.
+func TestResponderAccounting(t *testing.T) {
+	c := respLab(t)
+	const n = 6
+	loss := 150 * time.Millisecond
+	cases := []struct {
+		name    string
+		script  responder.Script
+		timeout time.Duration
+		want    func(m modeCase) expect
+	}{
+		{"normal", responder.Always(responder.Normal()), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply} }},
+		{"duplicate", responder.Always(responder.Duplicate(2)), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, dups: 2} }},
+		{"drop", responder.Always(responder.Drop()), loss,
+			func(modeCase) expect { return expect{outcome: probe.Timeout} }},
+		{"late", responder.Always(responder.Delay(400 * time.Millisecond)), loss,
+			func(modeCase) expect { return expect{outcome: probe.Timeout, late: 1} }},
+		{"late duplicate", responder.Always(responder.Normal(), responder.Delay(400*time.Millisecond)), loss,
+			func(modeCase) expect { return expect{outcome: probe.Reply, late: 1} }},
+		{"reorder", func(n int, _ *responder.Request) []responder.Action {
+			if n%2 == 0 {
+				return []responder.Action{responder.Reorder()}
+			}
+			return []responder.Action{responder.Normal()}
+		}, time.Second, func(modeCase) expect { return expect{outcome: probe.Reply} }},
+		{"corrupt payload", responder.Always(responder.CorruptPayload()), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, corrupted: true} }},
+		{"truncate", responder.Always(responder.Truncate(10)), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, corrupted: true} }},
+		{"truncate into header", responder.Always(responder.Truncate(probeSize - 4)), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, corrupted: true} }},
+		// A wrong-source reply carries our token but matches no probe to its source: Late.
+		{"wrong source", responder.Always(responder.WrongSource()), loss,
+			func(modeCase) expect { return expect{outcome: probe.Timeout, late: 1} }},
+		{"bad checksum", responder.Always(responder.BadChecksum()), loss, func(m modeCase) expect {
+			switch {
+			case m.fam == icmp.IPv6:
+				return expect{skip: "the kernel computes ICMPv6 checksums of raw sockets"}
+			case m.mode == rawsock.Unprivileged:
+				return expect{outcome: probe.Timeout} // the kernel drops it before the socket
+			}
+			return expect{outcome: probe.Timeout, badChecksm: 1}
+		}},
+		{"foreign id", responder.Always(responder.ForeignID()), loss, func(m modeCase) expect {
+			if m.mode == rawsock.Unprivileged {
+				return expect{outcome: probe.Timeout} // no socket has that ident: dropped
+			}
+			return expect{outcome: probe.Timeout, foreign: 1}
+		}},
+		{"wrapped sequence", responder.Always(responder.Action{Rewrite: shiftSeq64}, responder.Normal()), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, late: 1} }},
+		{"time exceeded short quote", responder.Always(responder.TimeExceeded(responder.QuoteShort)), time.Second,
+			func(m modeCase) expect {
+				return expect{outcome: probe.ICMPError, kind: icmp.KindTimeExceeded, typ: errType(m.fam, 11, 3)}
+			}},
+		{"time exceeded long quote", responder.Always(responder.TimeExceeded(responder.QuoteLong)), time.Second,
+			func(m modeCase) expect {
+				return expect{outcome: probe.ICMPError, kind: icmp.KindTimeExceeded, typ: errType(m.fam, 11, 3)}
+			}},
+		{"unreachable options quote", func(_ int, req *responder.Request) []responder.Action {
+			return []responder.Action{responder.Unreachable(errType(req.Family, 13, 1), responder.QuoteOptions)}
+		}, time.Second, func(m modeCase) expect {
+			return expect{outcome: probe.ICMPError, kind: icmp.KindDestinationUnreachable, typ: errType(m.fam, 3, 1), code: errType(m.fam, 13, 1)}
+		}},
+		{"error then duplicate error", responder.Always(responder.Duplicate(1)), time.Second,
+			func(modeCase) expect { return expect{outcome: probe.Reply, dups: 1} }},
+	}
+	for _, tc := range cases {
+		for _, m := range modeCases {
+			t.Run(tc.name+"/"+m.String(), func(t *testing.T) {
+				w := tc.want(m)
+				if w.skip != "" {
+					t.Skip(w.skip)
+				}
+				r := startResponder(t, c, tc.script)
+				e := hostEngine(t, c, m.mode, m.fam)
+				dst := target(c, m.fam)
+				seqs, col := exchange(t, e, r, dst, n, tc.timeout)
+				checkResults(t, seqs, col, w, dst)
+				if tc.name == "reorder" {
+					// Each even request's reply was held until the next one's had gone.
+					want := []uint64{seqs[1], seqs[0], seqs[3], seqs[2], seqs[5], seqs[4]}
+					col.mu.Lock()
+					if !slices.Equal(col.order, want) {
+						t.Errorf("replies in order %v, want %v", col.order, want)
+					}
+					col.mu.Unlock()
+				}
+				want := probe.Counters{Sent: n + 1, Replies: 1, Duplicates: uint64(n * w.dups),
+					Late: uint64(n * w.late), Foreign: uint64(n * w.foreign), BadChecksum: uint64(n * w.badChecksm)}
+				switch w.outcome {
+				case probe.Reply:
+					want.Replies += n
+				case probe.ICMPError:
+					want.Errors = n
+				case probe.Timeout:
+					want.Timeouts = n
+				}
+				if w.corrupted {
+					want.Corrupted = n
+				}
+				if got := e.Counters(); got != want {
+					t.Errorf("counters\n got %+v\nwant %+v", got, want)
+				}
+				checkLog(t, r, e, dst)
+			})
+		}
+	}
+}
+
+// checkResults asserts that every probe ended in exactly the expected class, once, with only
+// the expected duplicates after it.
+func checkResults(t *testing.T, seqs []uint64, col *collector, w expect, dst netip.Addr) {
+	t.Helper()
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.results) != len(seqs) {
+		t.Errorf("outcomes for %d probes, want %d", len(col.results), len(seqs))
+	}
+	for _, seq := range seqs {
+		rs := col.results[seq]
+		if len(rs) != 1+w.dups {
+			t.Errorf("probe %d: %d outcomes, want %d: %+v", seq, len(rs), 1+w.dups, rs)
+			continue
+		}
+		first := rs[0]
+		if first.Outcome != w.outcome || first.Corrupted != w.corrupted {
+			t.Errorf("probe %d: %+v, want %s corrupted=%v", seq, first, w.outcome, w.corrupted)
+		}
+		switch first.Outcome {
+		case probe.Reply, probe.ICMPError:
+			if first.From != dst || first.RTT <= 0 || first.RTT > 5*time.Second {
+				t.Errorf("probe %d: from %s rtt %v", seq, first.From, first.RTT)
+			}
+		}
+		if w.outcome == probe.ICMPError && (first.Kind != w.kind || first.Type != w.typ || first.Code != w.code) {
+			t.Errorf("probe %d: error %s type %d code %d, want %s type %d code %d",
+				seq, first.Kind, first.Type, first.Code, w.kind, w.typ, w.code)
+		}
+		for _, d := range rs[1:] {
+			if d.Outcome != probe.Duplicate || d.From != dst {
+				t.Errorf("probe %d: after %s came %+v", seq, first.Outcome, d)
+			}
+		}
+	}
+}
+
+// checkLog asserts that the responder received exactly what the engine says it sent, from the
+// host to dst.
+func checkLog(t *testing.T, r *responder.Responder, e *probe.Engine, dst netip.Addr) {
+	t.Helper()
+	log := r.Log()
+	if sent := e.Counters().Sent; uint64(len(log)) != sent {
+		t.Errorf("engine sent %d requests, responder received %d", sent, len(log))
+	}
+	for _, req := range log {
+		if req.Dst != dst || req.Family != icmp.FamilyOf(dst) {
+			t.Errorf("responder logged %+v", req)
+		}
+	}
+}
+
+// TestResponderDelayRTT: a reply the responder holds for 50 ms has an RTT of at least 50 ms,
+// since the RTT is measured from the engine's own send time, and not much more.
+func TestResponderDelayRTT(t *testing.T) {
+	c := respLab(t)
+	const delay = 50 * time.Millisecond
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			startResponder(t, c, responder.Always(responder.Delay(delay)))
+			e := hostEngine(t, c, m.mode, m.fam)
+			for range 3 {
+				res, err := e.Send(context.Background(), probe.Request{Dst: target(c, m.fam), Size: probeSize, Timeout: 5 * time.Second})
+				if err != nil || res.Outcome != probe.Reply {
+					t.Fatalf("%+v, %v", res, err)
+				}
+				if res.RTT < delay || res.RTT > delay+time.Second {
+					t.Errorf("RTT %v of a reply delayed %v", res.RTT, delay)
+				}
+			}
+		})
+	}
+}
+
+// TestResponderPingTransmitted: Ping's summary matches the responder's log: transmitted equals
+// what it received, and the drops and duplicates it scripted are the losses and duplicates
+// Ping reports.
+func TestResponderPingTransmitted(t *testing.T) {
+	c := respLab(t)
+	const count = 30
+	script := func(n int, _ *responder.Request) []responder.Action {
+		switch {
+		case n%5 == 1:
+			return []responder.Action{responder.Drop()}
+		case n%5 == 3:
+			return []responder.Action{responder.Duplicate(1)}
+		}
+		return []responder.Action{responder.Normal()}
+	}
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			r := startResponder(t, c, script)
+			e := hostEngine(t, c, m.mode, m.fam)
+			s, err := e.Ping(context.Background(), target(c, m.fam),
+				&probe.PingConfig{Count: count, Interval: time.Millisecond, Timeout: 200 * time.Millisecond, Size: probeSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(r.Log()); s.Sent != uint64(got) || got != count {
+				t.Errorf("transmitted %d, responder received %d, want %d", s.Sent, got, count)
+			}
+			// The duplicate of the last probe may land after Ping returns; that of every other
+			// duplicated probe precedes the next probe's reply.
+			const drops, dups = count / 5, count / 5
+			if s.Received != count-drops || s.Lost != drops || s.Errors != 0 || s.Late != 0 || s.Duplicates < dups-1 || s.Duplicates > dups {
+				t.Errorf("summary %+v, want %d received, %d lost, %d duplicates", s, count-drops, drops, dups)
+			}
+		})
+	}
+}
+
+// TestResponderIsolation: eight engines in one process, four raw and four datagram, ping the
+// responder at once, which answers every probe twice. Each engine counts exactly its own
+// replies and duplicates, none crossed; the raw ones see the others' replies as foreign. The
+// responder's log holds every request of all eight.
+func TestResponderIsolation(t *testing.T) {
+	c := respLab(t)
+	r := startResponder(t, c, responder.Always(responder.Duplicate(1)))
+	const count = 40
+	type run struct {
+		e   *probe.Engine
+		m   modeCase
+		sum probeSummary
+	}
+	var runs []*run
+	for i := range 8 {
+		m := modeCases[i%4]
+		runs = append(runs, &run{e: hostEngine(t, c, m.mode, m.fam), m: m})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, rn := range runs {
+		wg.Go(func() {
+			s, err := rn.e.Ping(ctx, target(c, rn.m.fam), &probe.PingConfig{Count: count, Interval: time.Millisecond, Timeout: 2 * time.Second, Size: probeSize})
+			rn.sum = probeSummary{s.Sent, s.Received, s.Lost, err}
+		})
+	}
+	wg.Wait()
+	for _, rn := range runs {
+		// Flush each engine's path so that the last duplicate is counted.
+		if res, err := rn.e.Send(ctx, probe.Request{Dst: target(c, rn.m.fam), Size: barrierSize, Timeout: 5 * time.Second}); err != nil || res.Outcome != probe.Reply {
+			t.Fatalf("barrier: %+v, %v", res, err)
+		}
+	}
+	for i, rn := range runs {
+		if rn.sum != (probeSummary{count, count, 0, nil}) {
+			t.Errorf("engine %d (%s): %+v", i, rn.m, rn.sum)
+		}
+		got := rn.e.Counters()
+		if got.Sent != count+1 || got.Replies != count+1 || got.Duplicates != count || got.Late != 0 ||
+			got.Corrupted != 0 || got.Errors != 0 || got.Timeouts != 0 || got.Malformed != 0 {
+			t.Errorf("engine %d (%s): counters %+v", i, rn.m, got)
+		}
+		if rn.m.mode == rawsock.Unprivileged && got.Foreign != 0 {
+			t.Errorf("engine %d (%s): datagram socket saw %d foreign packets", i, rn.m, got.Foreign)
+		}
+	}
+	if got := len(r.Log()); got != 8*(count+1) {
+		t.Errorf("responder received %d requests, want %d", got, 8*(count+1))
+	}
+}
+
+type probeSummary struct {
+	sent, received, lost uint64
+	err                  error
+}
