@@ -29,8 +29,12 @@
 // # Late replies
 //
 // A reply that arrives after its probe's Timeout is not a reply: the probe has already been
-// reported lost, and the reply is counted in Counters.Late. Choose Timeout as the longest
-// round-trip time that should still count as an answer (iputils' -W).
+// reported lost. The engine remembers the probe for one more Timeout (at least a second) and
+// hands such an answer
+// to the probe's OnResult as Late (Ping counts it in stats.Summary.Late); after that, or when
+// the answer comes from another address than the probe went to, it is only counted in
+// Counters.Late. Choose Timeout as the longest round-trip time that should still count as an
+// answer (iputils' -W).
 //
 // # Round-trip time
 //

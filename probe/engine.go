@@ -27,6 +27,10 @@ const (
 	MaxPayload6 = 65535 - 8
 )
 
+// minGrace is the least time a probe is remembered after its Timeout, so that a late answer
+// can still be reported to its owner as Late: one more Timeout, and at least this.
+const minGrace = time.Second
+
 // maxReadErrors bounds consecutive failed reads before a reader gives up, so that a socket in a
 // persistent error state cannot spin a core.
 const maxReadErrors = 100
@@ -45,7 +49,8 @@ type Request struct {
 	Size    int           // payload bytes after the ICMP header, 0 to MaxPayload4/MaxPayload6
 	TTL     int           // 1..255; 0 for the socket default
 	Timeout time.Duration // how long an answer counts; 0 means DefaultTimeout
-	// OnResult receives every outcome of the probe (see Result). It is called on an engine
+	// OnResult receives every outcome of the probe (see Result), including answers up to one
+	// Timeout after the Timeout, as Late. It is called on an engine
 	// goroutine, possibly concurrently with the OnResult of other probes, and must not block:
 	// the engine's reader waits for it.
 	OnResult func(Result)
@@ -59,7 +64,7 @@ type Counters struct {
 	Duplicates  uint64 // further replies to answered probes
 	Errors      uint64 // ICMP errors matched to a probe
 	Timeouts    uint64 // probes that got no answer in time
-	Late        uint64 // answers carrying our token that matched no pending probe
+	Late        uint64 // answers after their probe's Timeout, or carrying our token but matching no probe (another source, a wrapped sequence)
 	Foreign     uint64 // ICMP packets that were not answers to this engine
 	Malformed   uint64 // packets our parser rejected
 	BadChecksum uint64 // IPv4 ICMP messages with a wrong checksum (raw sockets only)
@@ -87,7 +92,10 @@ type entry struct {
 	sent     time.Time
 	deadline time.Time
 	done     bool // answered (reply or error): later answers are duplicates
-	hidx     int  // index in the deadline heap
+	// expired: the Timeout has passed and the probe was reported; the entry stays one more
+	// Timeout (at least minGrace) so that answers arriving now reach its owner as Late.
+	expired  bool
+	hidx     int // index in the deadline heap
 	onResult func(Result)
 }
 
@@ -245,9 +253,9 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	}
 	// Skip sequence numbers whose 16-bit form is still awaiting an answer from this
 	// destination: two such probes could not be told apart by an 8-byte ICMP error quote. An
-	// answered probe only stays to recognise duplicates, and gives its key up to a new one
-	// (a flood sends more than 65536 probes within a timeout); a late duplicate of it then
-	// fails the 64-bit sequence check and counts as late.
+	// answered or expired probe only stays to recognise duplicates and late answers, and gives
+	// its key up to a new one (a flood sends more than 65536 probes within a timeout); a later
+	// answer to it then fails the 64-bit sequence check and counts as late.
 	for tries := 0; ; tries++ {
 		if tries > 0xffff {
 			e.mu.Unlock()
@@ -259,7 +267,7 @@ func (e *Engine) Start(r Request) (uint64, error) {
 		if !busy {
 			break
 		}
-		if old.done {
+		if old.done || old.expired {
 			delete(e.pending, old.key)
 			heap.Remove(&e.byTime, old.hidx)
 			break
@@ -359,8 +367,17 @@ func (e *Engine) expire() {
 	var lost []*entry
 	e.mu.Lock()
 	for len(e.byTime) > 0 && !e.byTime[0].deadline.After(now) {
-		ent := heap.Pop(&e.byTime).(*entry)
-		delete(e.pending, ent.key)
+		ent := e.byTime[0]
+		if ent.expired {
+			heap.Pop(&e.byTime)
+			delete(e.pending, ent.key)
+			continue
+		}
+		// The Timeout is over: report it (if unanswered) and keep the entry for the grace
+		// window, where answers are Late.
+		ent.expired = true
+		ent.deadline = ent.deadline.Add(max(ent.deadline.Sub(ent.sent), minGrace))
+		heap.Fix(&e.byTime, 0)
 		if !ent.done {
 			lost = append(lost, ent)
 		}
@@ -570,7 +587,10 @@ func (e *Engine) match(s *socket, a *arrival) {
 		Sent: ent.sent, Kind: a.kind, Type: a.typ, Code: a.code, MTU: a.mtu, Errno: a.errno,
 		Corrupted: corrupted,
 	}
-	if ent.done {
+	switch {
+	case ent.expired:
+		res.Outcome = Late
+	case ent.done:
 		res.Outcome = Duplicate
 	}
 	ent.done = true
@@ -585,6 +605,8 @@ func (e *Engine) match(s *socket, a *arrival) {
 		e.counters.duplicates.Add(1)
 	case ICMPError:
 		e.counters.errors.Add(1)
+	case Late:
+		e.counters.late.Add(1)
 	}
 	if corrupted {
 		e.counters.corrupted.Add(1)

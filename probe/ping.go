@@ -259,8 +259,10 @@ func (p *Pinger) Run(ctx context.Context) error {
 			}
 			if p.cfg.Count == 0 || sent < p.cfg.Count {
 				send.Reset(p.cfg.Interval)
-			} else if len(outstanding) > 0 {
-				linger = time.NewTimer(p.lingerTime(replies))
+			} else if d := p.lingerTime(replies); len(outstanding) > 0 && d < p.cfg.Timeout {
+				// Nothing to linger for when the wait is the probes' own Timeout: the
+				// engine reports each of them, and a timer racing it would cut the last.
+				linger = time.NewTimer(d)
 				lingerC = linger.C
 			}
 		case <-p.notify:
@@ -327,8 +329,10 @@ func (p *Pinger) drain(outstanding map[uint64]struct{}) (replies int) {
 			p.rec.Error()
 		case Timeout:
 			p.rec.Lost()
+		case Late:
+			p.rec.Late()
 		}
-		if r.Outcome != Duplicate {
+		if r.Outcome != Duplicate && r.Outcome != Late {
 			delete(outstanding, r.Seq)
 		}
 	}

@@ -76,6 +76,7 @@ func hostEngine(t *testing.T, c *netlab.Chain, mode rawsock.Mode, f icmp.Family)
 type collector struct {
 	mu      sync.Mutex
 	results map[uint64][]probe.Result
+	late    map[uint64][]probe.Result
 	order   []uint64 // probes in the order of their first outcome
 	final   chan uint64
 }
@@ -83,11 +84,17 @@ type collector struct {
 func newCollector(n int) *collector {
 	// Room for more than n first outcomes: should the engine wrongly report a probe twice, the
 	// test sees it instead of blocking the engine's reader.
-	return &collector{results: map[uint64][]probe.Result{}, final: make(chan uint64, 4*n+4)}
+	return &collector{results: map[uint64][]probe.Result{}, late: map[uint64][]probe.Result{}, final: make(chan uint64, 4*n+4)}
 }
 
 func (c *collector) onResult(r probe.Result) {
 	c.mu.Lock()
+	if r.Outcome == probe.Late {
+		// Late answers come after the probe ended; checkResults looks at them apart.
+		c.late[r.Seq] = append(c.late[r.Seq], r)
+		c.mu.Unlock()
+		return
+	}
 	c.results[r.Seq] = append(c.results[r.Seq], r)
 	first := r.Outcome != probe.Duplicate
 	if first {
@@ -248,8 +255,10 @@ func TestResponderAccounting(t *testing.T) {
 		}, time.Second, func(m modeCase) expect {
 			return expect{outcome: probe.ICMPError, kind: icmp.KindDestinationUnreachable, typ: errType(m.fam, 3, 1), code: errType(m.fam, 13, 1)}
 		}},
-		{"error then duplicate error", responder.Always(responder.Duplicate(1)), time.Second,
-			func(modeCase) expect { return expect{outcome: probe.Reply, dups: 1} }},
+		{"duplicated error", responder.Always(responder.Action{Kind: responder.KindTimeExceeded, Copies: 1}), time.Second,
+			func(m modeCase) expect {
+				return expect{outcome: probe.ICMPError, dups: 1, kind: icmp.KindTimeExceeded, typ: errType(m.fam, 11, 3)}
+			}},
 	}
 	for _, tc := range cases {
 		for _, m := range modeCases {
@@ -328,6 +337,17 @@ func checkResults(t *testing.T, seqs []uint64, col *collector, w expect, dst net
 				t.Errorf("probe %d: after %s came %+v", seq, first.Outcome, d)
 			}
 		}
+		// Late answers reach the probe's owner while the engine remembers the probe; those
+		// it cannot tie to a probe (another source, a wrapped sequence) are only counted.
+		if lates := col.late[seq]; len(lates) > w.late {
+			t.Errorf("probe %d: %d late answers delivered, want at most %d", seq, len(lates), w.late)
+		} else {
+			for _, l := range lates {
+				if l.From != dst || l.RTT <= 0 {
+					t.Errorf("probe %d: late answer %+v", seq, l)
+				}
+			}
+		}
 	}
 }
 
@@ -388,7 +408,8 @@ func TestResponderPingTransmitted(t *testing.T) {
 			r := startResponder(t, c, script)
 			e := hostEngine(t, c, m.mode, m.fam)
 			s, err := e.Ping(context.Background(), target(c, m.fam),
-				&probe.PingConfig{Count: count, Interval: time.Millisecond, Timeout: 200 * time.Millisecond, Size: probeSize})
+				// 10 ms between probes keeps the last drop's Timeout well clear of Ping's linger.
+				&probe.PingConfig{Count: count, Interval: 10 * time.Millisecond, Timeout: 200 * time.Millisecond, Size: probeSize})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -460,4 +481,165 @@ func TestResponderIsolation(t *testing.T) {
 type probeSummary struct {
 	sent, received, lost uint64
 	err                  error
+}
+
+// TestResponderSequenceWrap: an answer of an old probe arriving while a probe 65536 later, with
+// the same 16-bit sequence, waits for its own, is counted as late and does not answer the new
+// one: both when the old probe had timed out and when it had been answered (the engine then
+// gives its key to the new probe, and the old answer is a duplicate that comes too late). The
+// engine's sequence counter is global, so 65535 fillers sent towards an address the target
+// drops (it does not forward) advance it cheaply.
+func TestResponderSequenceWrap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 65537 probes per case")
+	}
+	c := respLab(t)
+	sink := map[icmp.Family]netip.Addr{icmp.IPv4: netip.MustParseAddr("198.18.201.1"), icmp.IPv6: netip.MustParseAddr("2001:db8:201::1")}
+	for _, answered := range []bool{false, true} {
+		// The old probe's (second) reply is held until the new probe's request arrives; the new
+		// probe's own reply follows 20 ms later, so the old one reaches the engine first.
+		oldActs := []responder.Action{responder.Reorder()}
+		oldTimeout, oldOutcome := time.Millisecond, probe.Timeout
+		name := "timed-out"
+		if answered {
+			oldActs = []responder.Action{responder.Normal(), responder.Reorder()}
+			oldTimeout, oldOutcome = time.Minute, probe.Reply
+			name = "answered"
+		}
+		script := func(n int, _ *responder.Request) []responder.Action {
+			if n == 0 {
+				return oldActs
+			}
+			return []responder.Action{responder.Delay(20 * time.Millisecond)}
+		}
+		for _, m := range modeCases {
+			t.Run(name+"/"+m.String(), func(t *testing.T) {
+				r := startResponder(t, c, script)
+				e := hostEngine(t, c, m.mode, m.fam)
+				dst := target(c, m.fam)
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				col := newCollector(1)
+				oldSeq, err := e.Start(probe.Request{Dst: dst, Size: probeSize, Timeout: oldTimeout, OnResult: col.onResult})
+				if err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-col.final:
+				case <-ctx.Done():
+					t.Fatal("old probe never ended")
+				}
+				for range 1<<16 - 1 {
+					if _, err := e.Start(probe.Request{Dst: sink[m.fam], Size: 0, Timeout: time.Millisecond}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				res, err := e.Send(ctx, probe.Request{Dst: dst, Size: probeSize, Timeout: 5 * time.Second})
+				if err != nil || res.Outcome != probe.Reply || res.Seq != oldSeq+1<<16 || res.Corrupted || res.RTT < 20*time.Millisecond {
+					t.Fatalf("new probe (old was %d): %+v, %v", oldSeq, res, err)
+				}
+				wantReplies := uint64(1)
+				if answered {
+					wantReplies = 2
+				}
+				if got := e.Counters(); got.Late != 1 || got.Replies != wantReplies || got.Duplicates != 0 || got.Foreign != 0 {
+					t.Errorf("counters %+v, want the old answer late and the new one a reply", got)
+				}
+				col.mu.Lock()
+				if rs := col.results[oldSeq]; len(rs) != 1 || rs[0].Outcome != oldOutcome {
+					t.Errorf("old probe: %+v, want one %s", rs, oldOutcome)
+				}
+				col.mu.Unlock()
+				if log := r.Log(); len(log) != 2 || log[0].Seq != log[1].Seq {
+					t.Errorf("responder log %+v, want two requests with one 16-bit sequence", log)
+				}
+			})
+		}
+	}
+}
+
+// TestResponderPingSummary: Ping's summary reports the reordered and corrupted replies the
+// responder scripted.
+func TestResponderPingSummary(t *testing.T) {
+	c := respLab(t)
+	const count = 20
+	script := func(n int, _ *responder.Request) []responder.Action {
+		switch n % 4 {
+		case 0:
+			return []responder.Action{responder.Reorder()}
+		case 2:
+			return []responder.Action{responder.CorruptPayload()}
+		}
+		return []responder.Action{responder.Normal()}
+	}
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			startResponder(t, c, script)
+			e := hostEngine(t, c, m.mode, m.fam)
+			s, err := e.Ping(context.Background(), target(c, m.fam),
+				&probe.PingConfig{Count: count, Interval: time.Millisecond, Timeout: 2 * time.Second, Size: probeSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Sent != count || s.Received != count || s.Lost != 0 || s.Reordered != count/4 || s.Corrupted != count/4 {
+				t.Errorf("summary %+v, want %d received, %d reordered, %d corrupted", s, count, count/4, count/4)
+			}
+		})
+	}
+}
+
+// TestResponderPingLate: late replies to a Ping's probes should appear in its summary's Late,
+// as they do in the engine's counters.
+func TestResponderPingLate(t *testing.T) {
+	c := respLab(t)
+	const count = 4
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			// Each reply comes 70 ms after its probe timed out and 80 ms before the next probe,
+			// so every late reply but the last arrives while Ping is running.
+			startResponder(t, c, responder.Always(responder.Delay(120*time.Millisecond)))
+			e := hostEngine(t, c, m.mode, m.fam)
+			s, err := e.Ping(context.Background(), target(c, m.fam),
+				&probe.PingConfig{Count: count, Interval: 200 * time.Millisecond, Timeout: 50 * time.Millisecond, Size: probeSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Counters().Late; got < count-1 {
+				t.Fatalf("engine counted %d late replies, want at least %d", got, count-1)
+			}
+			if s.Sent != count || s.Received != 0 || s.Late < count-1 {
+				t.Errorf("summary %+v, want at least %d late", s, count-1)
+			}
+		})
+	}
+}
+
+// TestResponderPingAllLost: when nothing answers, every probe of a Ping is lost: none is left
+// in flight when Ping returns.
+func TestResponderPingAllLost(t *testing.T) {
+	c := respLab(t)
+	const count, runs = 5, 10
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			r := startResponder(t, c, responder.Always(responder.Drop()))
+			e := hostEngine(t, c, m.mode, m.fam)
+			bad := 0
+			for range runs {
+				s, err := e.Ping(context.Background(), target(c, m.fam),
+					&probe.PingConfig{Count: count, Interval: time.Millisecond, Timeout: 50 * time.Millisecond, Size: probeSize})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if s.Sent != count || s.Lost != count || s.InFlight() != 0 {
+					bad++
+				}
+			}
+			if bad > 0 {
+				t.Errorf("%d of %d pings returned with a probe neither lost nor received", bad, runs)
+			}
+			if got := len(r.Log()); got != count*runs {
+				t.Errorf("responder received %d requests, want %d", got, count*runs)
+			}
+		})
+	}
 }

@@ -41,6 +41,10 @@ const (
 	Timeout
 	// Canceled: the probe was given up before its Timeout (context canceled or Engine closed).
 	Canceled
+	// Late: an answer that came after the probe's Timeout (within one more Timeout, at least a
+	// second, while the engine still remembers the probe). The probe itself ended earlier, as Timeout, Reply or
+	// ICMPError; a late answer changes nothing of that.
+	Late
 )
 
 func (o Outcome) String() string {
@@ -55,12 +59,15 @@ func (o Outcome) String() string {
 		return "timeout"
 	case Canceled:
 		return "canceled"
+	case Late:
+		return "late"
 	}
 	return fmt.Sprintf("outcome(%d)", uint8(o))
 }
 
 // Result describes one outcome of one probe. A probe yields exactly one of Reply, ICMPError,
-// Timeout or Canceled, and after a Reply or ICMPError any number of Duplicates until its Timeout.
+// Timeout or Canceled; after a Reply or ICMPError any number of Duplicates until its Timeout;
+// and then any number of Late answers for one more Timeout (at least a second).
 type Result struct {
 	Outcome Outcome
 	Dst     netip.Addr // the probe's destination
@@ -87,7 +94,7 @@ type Result struct {
 // and the cancellation cause for Canceled.
 func (r *Result) Error() error {
 	switch r.Outcome {
-	case Reply, Duplicate:
+	case Reply, Duplicate, Late:
 		return nil
 	case Timeout:
 		return ErrTimeout

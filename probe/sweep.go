@@ -161,8 +161,11 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		o, ok := bySeq[r.Seq]
 		if !ok {
 			ti, known := byDst[r.Dst]
-			if r.Outcome != Duplicate || !known {
+			if r.Outcome != Duplicate && r.Outcome != Late || !known {
 				return
+			}
+			if r.Outcome == Late {
+				ts[ti].rec.Late()
 			}
 			o = origin{ti, -1} // its probe number is no longer kept
 		}
@@ -180,7 +183,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		case Timeout:
 			t.rec.Lost()
 		}
-		if r.Outcome != Duplicate {
+		if r.Outcome != Duplicate && r.Outcome != Late {
 			delete(bySeq, r.Seq)
 			t.open--
 			open--

@@ -361,8 +361,9 @@ func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) e
 	req := probe.Request{
 		Dst: t.dst, Size: t.cfg.Size, TTL: ttl, Timeout: timeout,
 		OnResult: func(r probe.Result) {
-			// Duplicates add nothing to a trace; every other outcome comes once per attempt.
-			if r.Outcome != probe.Duplicate {
+			// Duplicates and late answers add nothing to a trace (and may come after Run has
+			// returned, when nothing reads events); every other outcome comes once per attempt.
+			if r.Outcome != probe.Duplicate && r.Outcome != probe.Late {
 				events <- event{ttl: ttl, q: qi, try: try, r: r}
 			}
 		},
