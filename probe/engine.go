@@ -17,6 +17,11 @@ import (
 	"github.com/gping/gping/rawsock"
 )
 
+// DefaultRecvBuffer is the receive buffer the engine asks for when Config sets none: room for
+// about a thousand replies in a burst. Without privilege the kernel caps it at
+// net.core.rmem_max.
+const DefaultRecvBuffer = 1 << 20
+
 // DefaultTimeout is the Timeout of a Request that sets none: iputils' MAXWAIT.
 const DefaultTimeout = 10 * time.Second
 
@@ -181,6 +186,16 @@ func (e *Engine) IdentShared(f icmp.Family) (bool, error) {
 	return s.conn.IdentShared()
 }
 
+// RecvBuffer returns the receive buffer of the socket of family f in bytes, 0 if none is open.
+func (e *Engine) RecvBuffer(f icmp.Family) int {
+	s := e.socks[famIndex(f)].Load()
+	if s == nil {
+		return 0
+	}
+	n, _ := s.conn.RecvBuffer()
+	return n
+}
+
 // Token returns the random token that marks this engine's requests.
 func (e *Engine) Token() uint64 { return e.token }
 
@@ -203,6 +218,9 @@ func (e *Engine) socket(f icmp.Family) (*socket, error) {
 	cfg := e.cfg.Socket
 	if cfg.Source.IsValid() && icmp.FamilyOf(cfg.Source) != f {
 		cfg.Source = netip.Addr{}
+	}
+	if cfg.RecvBuffer == 0 {
+		cfg.RecvBuffer = DefaultRecvBuffer
 	}
 	conn, err := rawsock.Listen(f, &cfg)
 	if err != nil {

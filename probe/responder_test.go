@@ -79,12 +79,13 @@ type collector struct {
 	late    map[uint64][]probe.Result
 	order   []uint64 // probes in the order of their first outcome
 	final   chan uint64
+	any     chan struct{} // a token after every outcome, for waitOutcomes
 }
 
 func newCollector(n int) *collector {
 	// Room for more than n first outcomes: should the engine wrongly report a probe twice, the
 	// test sees it instead of blocking the engine's reader.
-	return &collector{results: map[uint64][]probe.Result{}, late: map[uint64][]probe.Result{}, final: make(chan uint64, 4*n+4)}
+	return &collector{results: map[uint64][]probe.Result{}, late: map[uint64][]probe.Result{}, final: make(chan uint64, 4*n+4), any: make(chan struct{}, 1)}
 }
 
 func (c *collector) onResult(r probe.Result) {
@@ -96,6 +97,10 @@ func (c *collector) onResult(r probe.Result) {
 		return
 	}
 	c.results[r.Seq] = append(c.results[r.Seq], r)
+	select {
+	case c.any <- struct{}{}:
+	default:
+	}
 	first := r.Outcome != probe.Duplicate
 	if first {
 		c.order = append(c.order, r.Seq)
@@ -139,6 +144,33 @@ func exchange(t *testing.T, e *probe.Engine, r *responder.Responder, dst netip.A
 		t.Fatalf("barrier probe: %+v, %v", res, err)
 	}
 	return seqs, col
+}
+
+// waitOutcomes waits, boundedly and without polling, until every probe has at least want
+// outcomes (its answer and duplicates). The barrier probe orders the normal receive queue, but
+// a datagram socket's errors wait on another queue that the engine may read after it.
+func (c *collector) waitOutcomes(t *testing.T, seqs []uint64, want int) {
+	t.Helper()
+	timeout := time.NewTimer(5 * time.Second)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		done := true
+		for _, seq := range seqs {
+			if len(c.results[seq]) < want {
+				done = false
+			}
+		}
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-c.any:
+		case <-timeout.C:
+			return // checkResults reports what is missing
+		}
+	}
 }
 
 // modes are the socket kinds and families of the matrix.
@@ -271,6 +303,7 @@ func TestResponderAccounting(t *testing.T) {
 				e := hostEngine(t, c, m.mode, m.fam)
 				dst := target(c, m.fam)
 				seqs, col := exchange(t, e, r, dst, n, tc.timeout)
+				col.waitOutcomes(t, seqs, 1+w.dups)
 				checkResults(t, seqs, col, w, dst)
 				if tc.name == "reorder" {
 					// Each even request's reply was held until the next one's had gone.

@@ -20,10 +20,14 @@ const (
 	DefaultSweepTimeout  = 500 * time.Millisecond
 	DefaultRetries       = 3
 	DefaultBackoff       = 1.5
-	// DefaultMaxInFlight keeps a burst of replies (about 1 KiB of receive buffer each, with
-	// the kernel's overhead) inside a few MiB.
+	// DefaultMaxInFlight bounds a burst of replies; a smaller receive buffer lowers it.
 	DefaultMaxInFlight = 2048
 )
+
+// replyCost is what one queued reply takes of a socket's receive buffer as SO_RCVBUF reports
+// it (the kernel's skb overhead included, with a margin): about 1 KiB on Linux for an echo
+// reply, and the reported size is twice what was asked for.
+const replyCost = 2048
 
 // SweepConfig describes probing many targets at once, as fping does. The zero value is fping's
 // default mode: each target is probed until it answers once, with retries.
@@ -47,7 +51,8 @@ type SweepConfig struct {
 	TTL     int
 	// MaxInFlight bounds the probes awaiting an answer, across all targets, so that replies
 	// never arrive faster than the socket's receive buffer holds them; 0 means
-	// DefaultMaxInFlight.
+	// DefaultMaxInFlight, or less if the receive buffer is small (an unprivileged process is
+	// held to net.core.rmem_max).
 	MaxInFlight int
 
 	// OnResult, if set, receives every outcome with the index of its target and the probe's
@@ -105,9 +110,8 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultSweepTimeout
 	}
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = DefaultMaxInFlight
-	}
+	// MaxInFlight is settled once the sockets are open (below): the default follows their
+	// receive buffers.
 	switch {
 	case c.Size == 0:
 		c.Size = DefaultSize
@@ -127,6 +131,14 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 					return nil, err
 				}
 				break
+			}
+		}
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+		for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
+			if rb := e.RecvBuffer(f); rb > 0 {
+				c.MaxInFlight = min(c.MaxInFlight, max(16, rb/replyCost))
 			}
 		}
 	}

@@ -106,3 +106,22 @@ func TestSweepCanceled(t *testing.T) {
 		e.mu.Unlock()
 	}
 }
+
+// BenchmarkSweep is fping's full-speed case on loopback: 2,000 targets x 3, no gap between sends.
+func BenchmarkSweep(b *testing.B) {
+	e := newEngine(b, rawsock.Privileged, icmp.IPv4)
+	dsts := loopbacks(2000)
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := e.Sweep(context.Background(), dsts, &SweepConfig{Count: 3, Interval: -1, Period: 10 * time.Millisecond, Timeout: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Summary.Received != 3 {
+				b.Fatalf("%+v", r.Summary)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(dsts)*3)/b.Elapsed().Seconds(), "probes/s")
+}

@@ -31,13 +31,19 @@ type sysConn struct {
 
 	rmu sync.Mutex // serializes ReadPacket; guards rd
 	rd  reader
+
+	errFirst atomic.Bool // see reader.errFirst
 }
 
 // reader is the state of the one ReadPacket call in progress. It lives in the Conn, and its
 // recv method value is created once, so that a read allocates nothing.
 type reader struct {
-	fn        func(fd uintptr) bool // rd.recv, bound once
-	errQueue  bool                  // IP_RECVERR / IPV6_RECVERR is on (datagram sockets)
+	fn       func(fd uintptr) bool // rd.recv, bound once
+	errQueue bool                  // IP_RECVERR / IPV6_RECVERR is on (datagram sockets)
+	// errFirst is set by a writer whose send consumed a pending error: the error it stood for
+	// waits on the error queue, and the next read takes it before any later reply, which the
+	// pending error would otherwise have ensured.
+	errFirst  *atomic.Bool
 	msg       unix.Msghdr
 	iov       unix.Iovec
 	name      unix.RawSockaddrInet6 // large enough for a sockaddr_in too
@@ -59,8 +65,9 @@ type writer struct {
 	// socket's pending error, left by an ICMP error that arrived for an earlier packet, instead
 	// of sending; and reading the error queue sets the next queued error pending again. Those
 	// errors are delivered through the error queue already, so the send is tried again.
-	stale   bool
-	retries int
+	stale    bool
+	retries  int
+	errFirst *atomic.Bool // see reader.errFirst
 }
 
 func listen(f icmp.Family, cfg *Config) (*Conn, error) {
@@ -242,6 +249,7 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 	s := &c.sys
 	s.f, s.rc, s.net = file, rc, netw
 	s.rd.errQueue = mode == Unprivileged
+	s.rd.errFirst = &s.errFirst
 	s.rd.fn = s.rd.recv
 	s.writers.New = func() any {
 		w := new(writer)
@@ -383,7 +391,7 @@ func (c *Conn) writeTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 		w.msg.SetControllen(n)
 	}
 	w.errno = 0
-	w.stale, w.retries = c.mode == Unprivileged, 0
+	w.stale, w.retries, w.errFirst = c.mode == Unprivileged, 0, &c.sys.errFirst
 	err := c.sys.rc.Write(w.fn)
 	w.iov.Base = nil // do not keep the caller's buffer alive from the pool
 	if err != nil {
@@ -408,6 +416,7 @@ func (w *writer) send(fd uintptr) bool {
 		case 0:
 		default:
 			if w.stale && w.retryStale(e) {
+				w.errFirst.Store(true)
 				continue
 			}
 		}
@@ -444,6 +453,9 @@ const maxAsyncErrors = 64
 // so queued errors wake it as packets do.
 func (r *reader) recv(fd uintptr) bool {
 	var flags uintptr
+	if r.errQueue && r.errFirst.Swap(false) {
+		flags = unix.MSG_ERRQUEUE
+	}
 	normalEmpty := false
 	for async := 0; ; {
 		r.msg.Name = (*byte)(unsafe.Pointer(&r.name))

@@ -38,3 +38,6 @@ func DropPrivileges() error { return unsupported("drop privileges") }
 
 // IdentShared reports whether another socket shares this socket's ident; not implemented here.
 func (c *Conn) IdentShared() (bool, error) { return false, unsupported("ident check") }
+
+// RecvBuffer returns the socket's receive buffer size; not implemented here.
+func (c *Conn) RecvBuffer() (int, error) { return 0, unsupported("receive buffer") }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gping/gping/icmp"
 )
 
@@ -66,4 +68,22 @@ func identShared(table []byte, ident uint16, self uint64) (bool, error) {
 		return false, fmt.Errorf("rawsock: socket inode %d not in the ping socket table (another network namespace?)", self)
 	}
 	return shared, nil
+}
+
+// RecvBuffer returns the socket's receive buffer in bytes, as the kernel accounts it
+// (SO_RCVBUF: twice the size that was asked for, to cover its own bookkeeping). Senders size
+// their bursts by it: every queued packet costs it a kernel buffer of a kilobyte or more.
+func (c *Conn) RecvBuffer() (int, error) {
+	var n int
+	var serr error
+	err := c.sys.rc.Control(func(fd uintptr) {
+		n, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return 0, os.NewSyscallError("getsockopt", err)
+	}
+	return n, nil
 }
