@@ -45,6 +45,8 @@ func parseSeeds(t testing.TB) []seed {
 		{"echo-reply-v4", IPv4, AppendEchoReply(nil, IPv4, 0x1234, 1, AppendPayload(nil, 56, 0xfeedface, 1))},
 		{"echo-reply-v6", IPv6, AppendEchoReply(nil, IPv6, 0x1234, 1, AppendPayload(nil, 56, 0xfeedface, 1))},
 		{"time-exceeded-udp-8-v4", IPv4, errorMsg(IPv4, 11, 0, [4]byte{}, udp4[:28], nil)},
+		{"time-exceeded-reassembly-v4", IPv4, errorMsg(IPv4, 11, 1, [4]byte{}, udp4, nil)},
+		{"time-exceeded-reassembly-v6", IPv6, errorMsg(IPv6, 3, 1, [4]byte{}, echo6, nil)},
 		{"time-exceeded-mpls-v4", IPv4, errorMsg(IPv4, 11, 0, [4]byte{0, 128 / 4}, padQuote(udp4, 128), mpls)},
 		{"time-exceeded-legacy-ext-v4", IPv4, errorMsg(IPv4, 11, 0, [4]byte{}, padQuote(udp4, 128), ifInfo)},
 		{"unreachable-ip-options-v4", IPv4, errorMsg(IPv4, 3, 3, [4]byte{}, opts4, nil)},

@@ -806,3 +806,25 @@ func TestLabIdentTaken(t *testing.T) {
 		t.Errorf("no warning about the taken ident; stderr %q", stderr.String())
 	}
 }
+
+// TestLabBadChecksum: replies whose ICMP checksum nftables corrupted on the way are not
+// replies: gping drops them, counts them, and says so (raw IPv4 sockets see them; the kernel
+// drops them before datagram sockets).
+func TestLabBadChecksum(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Target.Nft(t, `table ip gpingcorrupt {
+	chain out {
+		type filter hook output priority 0; policy accept;
+		icmp type echo-reply @th,16,16 set 0x1234
+	}
+}
+`)
+	out, errOut, code := inNS(t, c.Host, gpingBin, "--socket=raw", "-c", "3", "-i", "0.01", "-W", "0.3", c.TargetAddr4.String())
+	if code != 1 || !strings.Contains(out, "3 packets transmitted, 0 received, 100% packet loss") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	if !strings.Contains(errOut, "warning: 3 ICMP messages with a bad checksum were dropped") {
+		t.Errorf("stderr %q", errOut)
+	}
+}

@@ -226,8 +226,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 			con.errorf("warning: another ping socket is bound to this one's ident and receives its replies: the losses above may not be real")
 		}
 	}
-	if c := e.Counters(); c.KernelDrops > 0 {
+	c := e.Counters()
+	if c.KernelDrops > 0 {
 		con.errorf("warning: the kernel dropped %d packets for want of receive buffer", c.KernelDrops)
+	}
+	if c.BadChecksum > 0 {
+		// iputils counts these as replies marked (BAD CHECKSUM!); a reply whose bytes are
+		// wrong proves nothing, so gping drops them and says so.
+		con.errorf("warning: %d ICMP messages with a bad checksum were dropped", c.BadChecksum)
 	}
 	if s.Received == 0 || o.deadline > 0 && o.count > 0 && s.Received < uint64(o.count) {
 		return exitNoReply
