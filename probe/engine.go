@@ -54,6 +54,11 @@ type Request struct {
 	Size    int           // payload bytes after the ICMP header, 0 to MaxPayload4/MaxPayload6
 	TTL     int           // 1..255; 0 for the socket default
 	Timeout time.Duration // how long an answer counts; 0 means DefaultTimeout
+	// Flow, if not zero, is the ICMP checksum every probe carrying it gets, whatever its
+	// sequence (see icmp.FixChecksum): routers that balance equal-cost paths hash on the
+	// checksum, so probes of one Flow to one destination take one path (Paris traceroute). It
+	// needs a Size of at least icmp.FlowWordOffset+2.
+	Flow uint16
 	// OnResult receives every outcome of the probe (see Result), including answers up to one
 	// Timeout after the Timeout, as Late. It is called on an engine
 	// goroutine, possibly concurrently with the OnResult of other probes, and must not block:
@@ -100,7 +105,8 @@ type entry struct {
 	// expired: the Timeout has passed and the probe was reported; the entry stays one more
 	// Timeout (at least minGrace) so that answers arriving now reach its owner as Late.
 	expired  bool
-	hidx     int // index in the deadline heap
+	hidx     int  // index in the deadline heap
+	flow     bool // the payload carries a flow word (Request.Flow), not pattern, at 16..17
 	onResult func(Result)
 }
 
@@ -252,6 +258,9 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	if r.Size < 0 || r.Size > maxSize {
 		return 0, fmt.Errorf("%w: %d (0 to %d for %s)", ErrSize, r.Size, maxSize, f)
 	}
+	if r.Flow != 0 && r.Size < icmp.FlowWordOffset+2 {
+		return 0, fmt.Errorf("%w: %d, a Flow needs at least %d", ErrSize, r.Size, icmp.FlowWordOffset+2)
+	}
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -260,7 +269,7 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ent := &entry{size: r.Size, onResult: r.OnResult}
+	ent := &entry{size: r.Size, onResult: r.OnResult, flow: r.Flow != 0}
 	bp := e.bufs.Get().(*[]byte)
 	defer e.bufs.Put(bp)
 
@@ -307,6 +316,9 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	}
 	b := icmp.AppendPayload((*bp)[:0], r.Size, e.token, ent.seq)
 	pkt := icmp.AppendEchoRequest(b[len(b):], f, s.id, uint16(ent.seq), b)
+	if r.Flow != 0 {
+		icmp.FixChecksum(pkt, f, r.Flow)
+	}
 	var opt *rawsock.WriteOptions
 	if r.TTL > 0 {
 		opt = &rawsock.WriteOptions{TTL: r.TTL}
@@ -598,7 +610,11 @@ func (e *Engine) match(s *socket, a *arrival) {
 		}
 	}
 	if !a.quoted && !corrupted {
-		corrupted = len(a.payload) != ent.size || icmp.CheckPattern(a.payload) >= 0
+		bad := icmp.CheckPattern(a.payload) >= 0
+		if ent.flow {
+			bad = icmp.CheckPatternAfter(a.payload, icmp.FlowWordOffset+2) >= 0
+		}
+		corrupted = len(a.payload) != ent.size || bad
 	}
 	res := Result{
 		Outcome: a.outcome, Dst: a.dst, Seq: ent.seq, From: a.from, TTL: a.ttl, Size: a.size,

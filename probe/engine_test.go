@@ -296,3 +296,22 @@ func BenchmarkFlood(b *testing.B) {
 		})
 	}
 }
+
+// TestFlowProbes: probes with a Flow are answered like any other (the flow word is not taken
+// for corruption) in every socket kind; a Flow with a payload too small for its word is refused.
+func TestFlowProbes(t *testing.T) {
+	for _, m := range matrix {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEngine(t, m.mode, icmp.FamilyOf(m.dst))
+			for range 5 {
+				res, err := e.Send(context.Background(), Request{Dst: m.dst, Size: 56, Flow: 0x5a5a, Timeout: 5 * time.Second})
+				if err != nil || res.Outcome != Reply || res.Corrupted {
+					t.Fatalf("%+v %v", res, err)
+				}
+			}
+			if _, err := e.Start(Request{Dst: m.dst, Size: 17, Flow: 1}); !errors.Is(err, ErrSize) {
+				t.Errorf("17-byte flow probe: %v", err)
+			}
+		})
+	}
+}

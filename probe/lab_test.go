@@ -3,7 +3,9 @@ package probe
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -167,5 +169,41 @@ func TestLabCancel(t *testing.T) {
 	case r := <-called:
 		t.Fatalf("canceled probe reported %+v", r)
 	default:
+	}
+}
+
+// TestLabFlowChecksum: on the wire, every IPv4 probe of a Flow carries that checksum, whether
+// gping computed it (raw) or the kernel did after rewriting the identifier (datagram); an
+// nftables counter in the target sees them all.
+func TestLabFlowChecksum(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Target.Nft(t, `table ip gpingflow {
+	counter flowck { }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		icmp type echo-request icmp checksum 0x5a5a counter name flowck
+	}
+}
+`)
+	count := func() string {
+		out := c.Target.MustRun(t, "nft", "list", "counter", "ip", "gpingflow", "flowck")
+		return regexp.MustCompile(`packets \d+`).FindString(out)
+	}
+	const n = 10
+	sent := 0
+	for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+		e := labEngine(t, c.Host, mode, icmp.IPv4)
+		for i := range n {
+			res, err := e.Send(context.Background(), Request{Dst: c.TargetAddr4, Size: 40 + i, Flow: 0x5a5a, Timeout: 5 * time.Second})
+			if err != nil || res.Outcome != Reply || res.Corrupted {
+				t.Fatalf("%s probe %d: %+v %v", mode, i, res, err)
+			}
+		}
+		sent += n
+		if got, want := count(), fmt.Sprintf("packets %d", sent); got != want {
+			t.Errorf("%s: nftables saw %q with the flow checksum, want %q", mode, got, want)
+		}
 	}
 }
