@@ -238,6 +238,25 @@ func (p *Pinger) Run(ctx context.Context) error {
 		return true
 	}
 
+	// sendBurst sends up to n probes, then arms the timer for the next send, or the linger
+	// after the last; it reports false when probing cannot go on.
+	sendBurst := func(n int) bool {
+		for i := 0; i < n && (p.cfg.Count == 0 || sent < p.cfg.Count); i++ {
+			if !sendOne() {
+				return false
+			}
+		}
+		if p.cfg.Count == 0 || sent < p.cfg.Count {
+			send.Reset(p.cfg.Interval)
+		} else if d := p.lingerTime(replies); len(outstanding) > 0 && d < p.cfg.Timeout && linger == nil {
+			// Nothing to linger for when the wait is the probes' own Timeout: the engine
+			// reports each of them, and a timer racing it would cut the last.
+			linger = time.NewTimer(d)
+			lingerC = linger.C
+		}
+		return true
+	}
+
 	for !finished {
 		select {
 		case <-ctx.Done():
@@ -247,30 +266,14 @@ func (p *Pinger) Run(ctx context.Context) error {
 			if p.cfg.Flood {
 				n = max(window-len(outstanding), 1) // refill the window
 			}
-			for i := 0; i < n && (p.cfg.Count == 0 || sent < p.cfg.Count); i++ {
-				if !sendOne() {
-					finished = true
-					break
-				}
-			}
 			preload = 1
-			if finished {
-				break
-			}
-			if p.cfg.Count == 0 || sent < p.cfg.Count {
-				send.Reset(p.cfg.Interval)
-			} else if d := p.lingerTime(replies); len(outstanding) > 0 && d < p.cfg.Timeout {
-				// Nothing to linger for when the wait is the probes' own Timeout: the
-				// engine reports each of them, and a timer racing it would cut the last.
-				linger = time.NewTimer(d)
-				lingerC = linger.C
-			}
+			finished = !sendBurst(n)
 		case <-p.notify:
 			replies += p.drain(outstanding)
 			if p.cfg.Flood && len(outstanding) < window && (p.cfg.Count == 0 || sent < p.cfg.Count) {
 				// An answer made room in the window (one probe, or Preload): flood mode sends
-				// the next probe now.
-				send.Reset(0)
+				// now, from here; a hop through the send timer would cost a wakeup per probe.
+				finished = !sendBurst(window - len(outstanding))
 			}
 		case <-lingerC:
 			finished = true
