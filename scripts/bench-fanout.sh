@@ -17,41 +17,10 @@ for tool in ip fping /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install iproute2 fping time)" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-ns=gpb$$
-cleanup() {
-	ip netns del "${ns}h" 2>/dev/null || true
-	ip netns del "${ns}t" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
+# shellcheck source=scripts/fanlab.sh
+. scripts/fanlab.sh
 CGO_ENABLED=0 go build -o "$tmp/gping" ./cmd/gping
-
-ip netns add "${ns}h"
-ip netns add "${ns}t"
-ip -n "${ns}h" link set lo up
-ip -n "${ns}t" link set lo up
-ip link add "${ns}a" netns "${ns}h" type veth peer name "${ns}b" netns "${ns}t"
-ip -n "${ns}h" addr add 198.18.0.1/30 dev "${ns}a"
-ip -n "${ns}t" addr add 198.18.0.2/30 dev "${ns}b"
-ip -n "${ns}h" link set "${ns}a" up
-ip -n "${ns}t" link set "${ns}b" up
-ip -n "${ns}h" route add 198.18.0.0/15 via 198.18.0.2
-# Every address of the fan answers: the prefix is local to the target.
-ip -n "${ns}t" route add local 198.18.0.0/15 dev lo
-# The target answers as fast as it is asked; its ICMP rate limits do not apply to echo replies.
-ip netns exec "${ns}t" sysctl -qw net.ipv4.icmp_ratelimit=0
-# Make sure the neighbour entry exists before timing anything.
-ip netns exec "${ns}h" ping -c 1 -W 1 198.18.0.2 >/dev/null
-
-python3 - "$HOSTS" >"$tmp/hosts" <<'EOF'
-import ipaddress, sys
-n = int(sys.argv[1])
-base = int(ipaddress.IPv4Address("198.18.1.0"))
-for i in range(n):
-    print(ipaddress.IPv4Address(base + i))
-EOF
+fan_hosts "$HOSTS" "$tmp/hosts"
 
 # measure NAME CMD...: runs CMD in the host namespace; prints wall, cpu, rss, loss.
 measure() {
@@ -99,10 +68,5 @@ compare "$HOSTS hosts x 3, paced" -q -c 3 -p 1000 -i 0.1 -- -q -c 3 -p 1000 -i 0
 compare "$HOSTS hosts x 10 (over fping's 65,535 in flight)" -q -c 10 -p 1 -i 0 -- -q -c 10 -p 1 -i 0
 echo "== 100,000 hosts x 1 (gping alone; fping for scale on the same list)"
 HOSTS100K=${HOSTS100K:-100000}
-python3 - "$HOSTS100K" >"$tmp/hosts" <<'EOF2'
-import ipaddress, sys
-base = int(ipaddress.IPv4Address("198.18.1.0"))
-for i in range(int(sys.argv[1])):
-    print(ipaddress.IPv4Address(base + i))
-EOF2
+fan_hosts "$HOSTS100K" "$tmp/hosts"
 compare "$HOSTS100K hosts x 1" -q -c 1 -p 10 -i 0 -- -q -c 1 -p 10 -i 0
