@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
 	"github.com/gping/gping/stats"
@@ -272,7 +273,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	unknown := false
 	for i, h := range hosts {
 		if h.err != nil {
-			fmt.Fprintf(stderr, "%s: %s\n", quoteName(h.name), strings.TrimPrefix(h.err.Error(), h.name+": "))
+			fmt.Fprintf(stderr, "%s: %s\n", hostname.Escape(h.name), strings.TrimPrefix(h.err.Error(), h.name+": "))
 			unknown = true
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/internal/netlab"
 )
 
@@ -275,8 +276,8 @@ func TestLabDNSTimeout(t *testing.T) {
 	if code != 2 || out != "" || !strings.Contains(errOut, "silent.lab: Temporary failure in name resolution") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if d < dnsTimeout || d > dnsTimeout+5*time.Second {
-		t.Errorf("gave up after %v, want about %v", d, dnsTimeout)
+	if d < hostname.Timeout || d > hostname.Timeout+5*time.Second {
+		t.Errorf("gave up after %v, want about %v", d, hostname.Timeout)
 	}
 }
 
@@ -320,7 +321,7 @@ func TestLabNames(t *testing.T) {
 		}
 	}
 	// Go's resolver already refuses such a name (it is no valid domain name); either way it
-	// must not reach the terminal raw (quoteName's own escaping is tested in options_test.go).
+	// must not reach the terminal raw (hostname.Escape is tested in its package).
 	out, _, code := inNS(t, c.Host, gpingBin, "-c", "1", "-t", "1", "target.lab")
 	re := regexp.MustCompile(fmt.Sprintf(`\nFrom (\S+) \(%s\) icmp_seq=1 Time to live exceeded\n`, regexp.QuoteMeta(c.RouterAddr4[0].String())))
 	if code != 1 || !re.MatchString(out) || strings.ContainsAny(out, "\x1b\x07") {

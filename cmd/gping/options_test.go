@@ -138,17 +138,3 @@ func TestStatusLine(t *testing.T) {
 		t.Fatalf("ewma = %v", got)
 	}
 }
-
-func TestQuoteName(t *testing.T) {
-	for in, want := range map[string]string{
-		"host.example":        "host.example",
-		"evil\x1b[2J\a.lab":   `evil\x1b[2J\a.lab`,
-		"caf\u00e9.example":   `caf\u00e9.example`,
-		"new\nline":           `new\nline`,
-		"\x9b31m.csi.example": `\x9b31m.csi.example`,
-	} {
-		if got := quoteName(in); got != want {
-			t.Errorf("quoteName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
 )
@@ -27,9 +28,6 @@ const (
 	exitNoReply = 1
 	exitError   = 2
 )
-
-// dnsTimeout bounds every name lookup, forward and reverse.
-const dnsTimeout = 5 * time.Second
 
 // console is where gping writes; lines from the run loop and the SIGQUIT status may interleave,
 // so every write holds the lock.
@@ -92,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 		return exitError
 	}
 
-	dst, numericHost, err := resolve(ctx, o.host, o.family)
+	dst, numericHost, err := hostname.Resolve(ctx, o.host, o.family)
 	if err != nil {
 		con.errorf("%v", err)
 		return exitError
@@ -278,42 +276,6 @@ func resultLine(ctx context.Context, r *probe.Result, o *options, names *namer) 
 	return b.String()
 }
 
-// resolve turns the destination into one address, as iputils: a literal is taken as it is
-// (and refused if it contradicts -4/-6); a name is looked up with a bounded timeout and the
-// first address of the wanted family is used.
-func resolve(ctx context.Context, host string, family int) (addr netip.Addr, numeric bool, err error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if family == 4 && !a.Is4() || family == 6 && a.Is4() {
-			return netip.Addr{}, true, fmt.Errorf("%s: Address family for hostname not supported", host)
-		}
-		if a.Is6() && a.Zone() == "" && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
-			return netip.Addr{}, true, fmt.Errorf("%s: link-local address needs a zone: %s%%IFNAME", host, host)
-		}
-		return a, true, nil
-	}
-	network := "ip"
-	switch family {
-	case 4:
-		network = "ip4"
-	case 6:
-		network = "ip6"
-	}
-	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
-	if err != nil || len(addrs) == 0 {
-		// getaddrinfo's words, which scripts match: only a definite "no such name" is
-		// EAI_NONAME; a resolver that cannot be reached or did not answer is EAI_AGAIN.
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && !dnsErr.IsNotFound {
-			return netip.Addr{}, false, fmt.Errorf("%s: Temporary failure in name resolution", quoteName(host))
-		}
-		return netip.Addr{}, false, fmt.Errorf("%s: Name or service not known", quoteName(host))
-	}
-	return addrs[0].Unmap(), false, nil
-}
-
 // routeCheck asks the kernel for a route to dst the way iputils does, with a connected UDP
 // socket, which sends nothing.
 func routeCheck(dst, src netip.Addr) error {
@@ -357,12 +319,9 @@ func (n *namer) label(ctx context.Context, a netip.Addr) string {
 	}
 	name, ok := n.cache[a]
 	if !ok {
-		name = a.String()
-		lctx, cancel := context.WithTimeout(ctx, dnsTimeout)
-		if names, err := net.DefaultResolver.LookupAddr(lctx, a.String()); err == nil && len(names) > 0 {
-			name = quoteName(strings.TrimSuffix(names[0], "."))
+		if name = hostname.Reverse(ctx, a); name == "" {
+			name = a.String() // getnameinfo's fallback, which iputils prints
 		}
-		cancel()
 		if len(n.cache) >= namerCacheMax {
 			clear(n.cache)
 		}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/gping/gping/internal/hostname"
 )
 
 // maxTargets bounds what a CIDR, range or file may expand to, so that a typo such as
@@ -137,7 +139,7 @@ func resolveHosts(ctx context.Context, words []string, family int) ([]host, erro
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			h.addr, _, h.err = resolve(ctx, h.name, family)
+			h.addr, _, h.err = hostname.Resolve(ctx, h.name, family)
 		}()
 	}
 	wg.Wait()
