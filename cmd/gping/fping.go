@@ -64,7 +64,7 @@ func fpingMode(args []string) bool {
 					// are numbers but for -I and -M; a word that is not one belongs to fping's
 					// meaning of the letter (-s: statistics), so it stays a destination.
 					if j == len(a)-1 && i+1 < len(args) {
-						if _, err := strconv.ParseFloat(args[i+1], 64); err == nil || a[j] == 'I' || a[j] == 'M' {
+						if isNumber(args[i+1]) || a[j] == 'I' || a[j] == 'M' {
 							i++
 						}
 					}
@@ -92,6 +92,16 @@ func fpingMode(args []string) bool {
 		}
 	}
 	return false
+}
+
+// isNumber reports whether w reads as an iputils value: a decimal or fraction, or an integer in
+// any base strtol takes (-Q 0x20).
+func isNumber(w string) bool {
+	if _, err := strconv.ParseFloat(w, 64); err == nil {
+		return true
+	}
+	_, err := strconv.ParseInt(w, 0, 64)
+	return err == nil
 }
 
 // fpOptions is the command line in fping's terms.

@@ -28,6 +28,8 @@ func TestFpingMode(t *testing.T) {
 		{[]string{"-s", "100", "host"}, false},
 		{[]string{"-I", "eth0", "host"}, false},
 		{[]string{"-c3", "host", "-t", "9"}, false},
+		{[]string{"-Q", "0x20", "host"}, false},
+		{[]string{"-m", "0x10", "-Q", "010", "host"}, false},
 		{[]string{"a", "b"}, true},
 		{[]string{"-c", "3", "a", "b"}, true},
 		{[]string{"198.18.0.0/24"}, true},
