@@ -20,4 +20,25 @@
 // place of the attempt it repeats under Config.Parallel, so that lost first attempts cannot
 // hold back their own retries. A query is reported as a timeout only when both attempts went
 // unanswered.
+//
+// # Waits
+//
+// Config.Wait is traceroute's -w MAX; Config.Here and Config.Near are its HERE and NEAR
+// (Debian traceroute 2.1): once a hop has answered, its other queries wait only Here times
+// that answer's RTT, and a hop with no answer waits Near times the RTT of a later hop's
+// answer. They meet retries thus. A hop that answered some queries and lost others is rate
+// limiting, so its lost queries still get their retry, and the shortened wait runs from the
+// retry. A hop with no answer at all, past which a router has answered with Time Exceeded, is
+// taken for a silent router and given up after its Near wait, without a retry: a trace past a
+// silent router ends a fraction of a second after the destination answers. That is not done
+// once the trace has seen a rate limit (a retry answered, or a hop that answered some queries
+// and not others), nor while no router past the hop has answered (after earlier traces every
+// router's token bucket may be empty at once, and only the destination, whose Echo Reply is
+// not rate limited, answers at first). A router whose bucket alone is empty, among neighbours
+// that answer at once, cannot be told from a silent one by a single trace: it gets "*".
+//
+// # Repeated traces
+//
+// Tally sums up the hops of repeated traces of one path, as mtr's report does, in memory
+// bounded by MaxTTL whatever the number of rounds.
 package trace

@@ -177,48 +177,71 @@ func TestLabMaxTTL(t *testing.T) {
 	}
 }
 
-// TestLabSilentRouter: a router that sends no Time Exceeded gives "*" at its hop only; the
-// trace goes on past it, and the hop before it is reported long before the silent hop's wait
-// is over.
+// TestLabSilentRouter: a router that sends no Time Exceeded gives "*" at its hop only and the
+// trace goes on past it. With the default waits the silent hop is given up after its Near
+// wait, without retries, so the trace ends well within a second of the destination's answer
+// (the default Wait being 5 s); the hop before it is streamed at once.
 func TestLabSilentRouter(t *testing.T) {
 	lab := netlab.New(t)
 	c := lab.Chain(4)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	c.Routers[1].NoTimeExceeded(t)
-	const wait = 1500 * time.Millisecond
 	for _, tc := range labCases(c) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
-			res, rec := trace(t, e, tc.dst, &Config{Wait: wait, RetryAfter: 500 * time.Millisecond})
-			if len(res.Hops) != 5 || !res.Reached {
-				t.Fatalf("%d hops, reached %v:\n%s", len(res.Hops), res.Reached, dump(res.Hops))
+			start := time.Now()
+			res, rec := trace(t, e, tc.dst, nil)
+			took := time.Since(start)
+			wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
+			if took > time.Second {
+				t.Errorf("took %v: the silent hop waited for more than its Near wait", took)
 			}
-			for _, p := range res.Hops[1].Probes {
-				if !p.Timeout || p.From.IsValid() {
-					t.Errorf("silent hop 2: %+v", p)
-				}
+			if rec.at[1] < minNearWait {
+				t.Errorf("silent hop reported after %v, before its Near wait of %v", rec.at[1], minNearWait)
 			}
-			want := append([]netip.Addr(nil), tc.routers...)
-			want = append(want, tc.dst)
-			for i, h := range res.Hops {
-				if i == 1 {
-					continue
-				}
-				for _, p := range h.Probes {
-					if p.Timeout || p.From != want[i] {
-						t.Errorf("hop %d: %+v, want %s", h.TTL, p, want[i])
-					}
-				}
-			}
-			if rec.at[0] > wait/2 {
+			if rec.at[0] > minNearWait {
 				t.Errorf("hop 1 reported after %v: not streamed ahead of the silent hop", rec.at[0])
 			}
+			if res.Retries != 0 {
+				t.Errorf("%d retries to a silent router", res.Retries)
+			}
+		})
+	}
+}
+
+// wantSilentHop checks that hop silent (1-based) is all "*" and every other hop is answered by
+// want[i] on every probe, and that the destination was reached.
+func wantSilentHop(t *testing.T, res Result, want []netip.Addr, silent int) {
+	t.Helper()
+	if len(res.Hops) != len(want) || !res.Reached {
+		t.Fatalf("%d hops, reached %v:\n%s", len(res.Hops), res.Reached, dump(res.Hops))
+	}
+	for i, h := range res.Hops {
+		for _, p := range h.Probes {
+			if i == silent-1 && (!p.Timeout || p.From.IsValid()) || i != silent-1 && (p.Timeout || p.From != want[i]) {
+				t.Fatalf("hop %d: %+v, want %s (silent hop %d):\n%s", h.TTL, p, want[i], silent, dump(res.Hops))
+			}
+		}
+	}
+}
+
+// TestLabSilentRouterNoFactors: with Here and Near off, a silent hop waits its whole Wait,
+// each query retried once, retries of the hop spaced by RetryAfter.
+func TestLabSilentRouterNoFactors(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(4)
+	c.Routers[1].NoTimeExceeded(t)
+	const wait = 1500 * time.Millisecond
+	for _, tc := range labCases(c)[:2] {
+		t.Run(tc.name, func(t *testing.T) {
+			e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
+			res, rec := trace(t, e, tc.dst, &Config{Wait: wait, RetryAfter: 500 * time.Millisecond,
+				Here: NoFactor, Near: NoFactor})
+			wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
 			if rec.at[1] < wait-50*time.Millisecond {
 				t.Errorf("silent hop reported after %v, before its wait of %v", rec.at[1], wait)
 			}
-			// Each silent query was tried twice; no answered one was.
-			// Retries of one hop are spaced by RetryAfter: two fit in the wait, the third would
-			// come as the wait ends.
+			// Two retries fit in the wait, the third would come as the wait ends.
 			if res.Retries != 2 {
 				t.Errorf("%d retries, want 2", res.Retries)
 			}
@@ -318,5 +341,49 @@ func TestLabRateLimit(t *testing.T) {
 				t.Errorf("no retries: the rate limit did not bite")
 			}
 		})
+	}
+}
+
+// TestLabRateLimitQueries: -q 10 against the kernel's default rate limits: each router's burst
+// of 6 answers six queries at once, the Here wait must not cut the other four short, and their
+// retries, one per router token, get every one answered within the 5 s Wait.
+func TestLabRateLimitQueries(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(10)
+	for _, r := range c.Routers {
+		r.RateLimitICMPErrors(t)
+	}
+	e := labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
+	start := time.Now()
+	res, _ := trace(t, e, c.TargetAddr4, &Config{Queries: 10})
+	wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+	if d := time.Since(start); d > DefaultWait {
+		t.Errorf("took %v", d)
+	}
+	if res.Retries == 0 {
+		t.Errorf("no retries: the rate limit did not bite")
+	}
+}
+
+// TestLabRateLimitSilentRouter: a silent router among rate-limited ones whose token buckets
+// earlier traces have emptied: the other routers still get every retry they need (no false
+// "*"), and the silent hop is "*".
+func TestLabRateLimitSilentRouter(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(6)
+	for _, r := range c.Routers {
+		r.RateLimitICMPErrors(t)
+	}
+	c.Routers[2].NoTimeExceeded(t)
+	e := labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
+	want := append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4)
+	retries := 0
+	for range 3 {
+		res, _ := trace(t, e, c.TargetAddr4, &Config{Queries: 3})
+		wantSilentHop(t, res, want, 3)
+		retries += res.Retries
+	}
+	if retries == 0 {
+		t.Errorf("no retries: the rate limit did not bite")
 	}
 }

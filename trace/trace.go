@@ -29,7 +29,27 @@ const (
 	MaxQueries = 10
 	// MaxTTL is the largest value the TTL and hop-limit fields hold.
 	MaxTTL = 255
+	// DefaultHere and DefaultNear are traceroute's -w MAX,HERE,NEAR factors.
+	DefaultHere = 3
+	DefaultNear = 10
 )
+
+// NoFactor as Config.Here or Config.Near turns that shortening of the wait off.
+const NoFactor = -1
+
+// waitPrecision is added to a reference RTT before it is multiplied, as traceroute adds its
+// DEF_WAIT_PREC: a 50 µs RTT must not make a 150 µs wait.
+const waitPrecision = time.Millisecond
+
+// minShortWait is the least wait that Here or Near can give. An answer is timestamped by the
+// kernel but judged by this process, and a scheduling delay of a few milliseconds (the race
+// detector, a loaded machine) must not turn it into a "*".
+const minShortWait = 50 * time.Millisecond
+
+// minNearWait is the least wait that Near gives. It is longer than minShortWait so that a rate
+// limit, which shows as a hop answering some queries but not others after a Here wait, is
+// seen before a hop with no answer is taken for a silent router.
+const minNearWait = 4 * minShortWait
 
 // EmptyPayload as Config.Size sends echo requests with no payload at all.
 const EmptyPayload = probe.EmptyPayload
@@ -62,6 +82,13 @@ type Config struct {
 	// time between two retries of one hop; 0: DefaultRetryAfter. A RetryAfter not shorter than
 	// Wait disables retries.
 	RetryAfter time.Duration
+	// Here and Near shorten the wait as traceroute's -w MAX,HERE,NEAR do (Wait being MAX):
+	// once a query of a hop is answered, the other queries of that hop wait only Here times
+	// its RTT; a hop none of whose queries is answered waits Near times the RTT of the nearest
+	// later hop's answer. The RTT has a millisecond added first, and the wait is at least
+	// 50 ms (Here) or 200 ms (Near) and at most Wait, counted from the attempt's send time. 0: DefaultHere,
+	// DefaultNear; NoFactor turns one off. See the package doc for how they meet retries.
+	Here, Near float64
 }
 
 // ProbeResult is the outcome of one query of a hop. It is a plain value.
@@ -118,6 +145,12 @@ func (c *Config) withDefaults() (Config, error) {
 	if o.RetryAfter == 0 {
 		o.RetryAfter = DefaultRetryAfter
 	}
+	if o.Here == 0 {
+		o.Here = DefaultHere
+	}
+	if o.Near == 0 {
+		o.Near = DefaultNear
+	}
 	switch {
 	case o.First < 1 || o.First > MaxTTL:
 		return o, fmt.Errorf("%w: first ttl %d out of 1..%d", ErrConfig, o.First, MaxTTL)
@@ -131,12 +164,16 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, fmt.Errorf("%w: negative duration", ErrConfig)
 	case o.Size < 0 && o.Size != EmptyPayload:
 		return o, fmt.Errorf("%w: size %d", ErrConfig, o.Size)
+	case !validFactor(o.Here) || !validFactor(o.Near):
+		return o, fmt.Errorf("%w: wait factors %v,%v", ErrConfig, o.Here, o.Near)
 	}
 	if o.Size == EmptyPayload {
 		o.Size = 0
 	}
 	return o, nil
 }
+
+func validFactor(f float64) bool { return f == NoFactor || f > 0 && f <= 1e6 }
 
 // attempt is one echo request sent for a query.
 type attempt struct {
@@ -147,18 +184,41 @@ type attempt struct {
 // query is one of the Queries probes of a hop: a first attempt and at most one retry.
 type query struct {
 	sent     time.Time // first attempt's send time; zero until sent
+	retried  time.Time // the retry's send time
 	tries    [2]attempt
 	nsent    int  // attempts sent
 	noRetry  bool // the retry was sent or will not be
 	answered bool
 	final    bool // the answer ends the trace
+	gaveUp   bool // its wait, shortened by Here or Near, ran out: a timeout
 	res      ProbeResult
 }
 
 func (q *query) live() bool { return q.tries[0].live || q.tries[1].live }
 
 func (q *query) settled() bool {
-	return q.answered || q.nsent > 0 && q.noRetry && !q.live()
+	return q.answered || q.gaveUp || q.nsent > 0 && q.noRetry && !q.live()
+}
+
+// answer returns the first answered query of h, traceroute's reference for Here and Near.
+func (h *hop) answer() (q *query, ok bool) {
+	for i := range h.queries {
+		if h.queries[i].answered {
+			return &h.queries[i], true
+		}
+	}
+	return nil, false
+}
+
+// relayed reports whether a router answered one of h's queries with Time Exceeded: it
+// forwards, and it sends errors to this host right now.
+func (h *hop) relayed() bool {
+	for i := range h.queries {
+		if q := &h.queries[i]; q.answered && !q.final && q.res.Annotation == "" {
+			return true
+		}
+	}
+	return false
 }
 
 type hop struct {
@@ -193,6 +253,9 @@ type tracer struct {
 	next     int       // next TTL to report
 	res      Result
 	err      error // a probe was canceled under us: the engine is closed
+	// limited is set once the trace has seen a router lose some answers and give others, the
+	// mark of an ICMP rate limit: from then on no hop is judged silent before its retries.
+	limited bool
 }
 
 // Run traces the path to dst with e, calling onHop for every hop in TTL order as soon as that
@@ -239,7 +302,16 @@ func Run(ctx context.Context, e *probe.Engine, dst netip.Addr, cfg *Config, onHo
 		if t.next > t.limit {
 			return t.res, nil
 		}
-		wake, err := t.send(time.Now())
+		now := time.Now()
+		wake := t.expire(now)
+		t.report()
+		if t.next > t.limit {
+			return t.res, nil
+		}
+		sendWake, err := t.send(now)
+		if !sendWake.IsZero() && (wake.IsZero() || sendWake.Before(wake)) {
+			wake = sendWake
+		}
 		if err != nil {
 			return t.res, err
 		}
@@ -306,13 +378,13 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 				later(at)
 				continue
 			}
-			if !q.tries[0].live || !can(true) {
+			if q.gaveUp || !q.tries[0].live || !can(true) {
 				continue
 			}
 			if err := t.start(ttl, qi, 1, budget, now); err != nil {
 				return wake, err
 			}
-			q.noRetry = true
+			q.noRetry, q.retried = true, now
 			h.paced = now.Add(t.cfg.RetryAfter)
 		}
 	}
@@ -395,6 +467,9 @@ func (t *tracer) handle(ev event) {
 		return // canceled after its outcome was already on its way
 	}
 	t.ended(q, a)
+	if q.gaveUp || ev.ttl < t.next {
+		return // judged a timeout already, as traceroute ignores an answer after its wait
+	}
 	switch ev.r.Outcome {
 	case probe.Reply, probe.ICMPError:
 	case probe.Timeout:
@@ -415,6 +490,9 @@ func (t *tracer) handle(ev event) {
 	}
 	mark, final := annotate(&ev.r)
 	q.answered, q.final = true, final
+	if ev.try == 1 {
+		t.limited = true // a first attempt was lost and its retry answered
+	}
 	q.res = ProbeResult{From: ev.r.From, RTT: ev.r.RTT, Annotation: mark}
 	if other := &q.tries[1-ev.try]; other.live {
 		t.cancel(q, other)
@@ -424,6 +502,100 @@ func (t *tracer) handle(ev event) {
 			t.cancelHop(ttl)
 		}
 		t.limit = ev.ttl
+	}
+}
+
+// expire judges as timeouts the queries whose wait, shortened by Here or Near, has run out,
+// and returns when the next one will (zero: none is due to).
+//
+// A query that may still get its retry is not judged before that retry has had its own wait:
+// a router that answered some queries and lost others is rate limiting, and its next token
+// comes within about a second. Only a hop with no answer at all, past which a router has
+// answered with Time Exceeded while no hop of the trace has shown a rate limit, is taken for
+// a silent router and given up without its retry. Hops before the destination with no answer
+// at all where no router has answered yet (every router's token bucket empty after earlier
+// traces) keep their retries.
+func (t *tracer) expire(now time.Time) (wake time.Time) {
+	retries := t.cfg.RetryAfter < t.cfg.Wait
+	// waitOf is the wait of h's queries given the nearest later answer's RTT, if any.
+	waitOf := func(h *hop, nearRTT time.Duration, near bool) (w time.Duration, here bool) {
+		w = t.cfg.Wait
+		if a, ok := h.answer(); ok {
+			if t.cfg.Here > 0 {
+				w = min(w, shortWait(t.cfg.Here, a.res.RTT))
+			}
+			return w, true
+		}
+		if near && t.cfg.Near > 0 {
+			w = min(w, max(shortWait(t.cfg.Near, nearRTT), minNearWait))
+		}
+		return w, false
+	}
+	// First the evidence of a rate limit: a hop with an answer and a query whose first
+	// attempt went unanswered for the same wait.
+	for ttl := t.next; !t.limited && ttl <= t.limit; ttl++ {
+		h := t.hop(ttl)
+		w, here := waitOf(h, 0, false)
+		if !here {
+			continue
+		}
+		for i := range h.queries {
+			q := &h.queries[i]
+			if q.nsent > 0 && !q.answered && !now.Before(q.sent.Add(w)) {
+				t.limited = true
+			}
+		}
+	}
+	var nearRTT time.Duration
+	near, relayed := false, false
+	for ttl := t.limit; ttl >= t.next; ttl-- {
+		h := t.hop(ttl)
+		w, here := waitOf(h, nearRTT, near)
+		silent := !here && relayed && !t.limited
+		for i := range h.queries {
+			q := &h.queries[i]
+			if q.nsent == 0 || q.answered || q.gaveUp {
+				continue
+			}
+			if retries && !q.noRetry && !silent {
+				continue // send schedules the retry; its own wait counts after it
+			}
+			last := q.sent
+			if q.nsent > 1 {
+				last = q.retried
+			}
+			at := last.Add(w)
+			if end := q.sent.Add(t.cfg.Wait); at.After(end) {
+				at = end
+			}
+			if now.Before(at) {
+				if wake.IsZero() || at.Before(wake) {
+					wake = at
+				}
+				continue
+			}
+			t.giveUp(q)
+		}
+		if a, ok := h.answer(); ok {
+			near, nearRTT = true, a.res.RTT
+		}
+		relayed = relayed || h.relayed()
+	}
+	return wake
+}
+
+// shortWait is traceroute's factor × (rtt + DEF_WAIT_PREC), at least minShortWait.
+func shortWait(factor float64, rtt time.Duration) time.Duration {
+	return max(time.Duration(factor*float64(rtt+waitPrecision)), minShortWait)
+}
+
+// giveUp judges q a timeout and cancels its attempts.
+func (t *tracer) giveUp(q *query) {
+	q.gaveUp, q.noRetry = true, true
+	for j := range q.tries {
+		if q.tries[j].live {
+			t.cancel(q, &q.tries[j])
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"errors"
+	"math"
 	"net/netip"
 	"syscall"
 	"testing"
@@ -81,7 +82,7 @@ func TestConfigDefaults(t *testing.T) {
 	for _, cfg := range []*Config{nil, {}} {
 		c, err := cfg.withDefaults()
 		want := Config{First: 1, Max: 32, Queries: 3, Parallel: 16, Wait: 5 * time.Second,
-			Size: 32, RetryAfter: 1100 * time.Millisecond}
+			Size: 32, RetryAfter: 1100 * time.Millisecond, Here: 3, Near: 10}
 		if err != nil || c != want {
 			t.Errorf("%v: got %+v, %v", cfg, c, err)
 		}
@@ -113,6 +114,9 @@ func TestConfigErrors(t *testing.T) {
 		{&Config{Wait: -time.Second}, dst},
 		{&Config{RetryAfter: -time.Second}, dst},
 		{&Config{Size: -2}, dst},
+		{&Config{Here: -2}, dst},
+		{&Config{Near: math.NaN()}, dst},
+		{&Config{Near: math.Inf(1)}, dst},
 		{nil, netip.Addr{}},
 		{nil, netip.IPv6Unspecified()},
 	} {

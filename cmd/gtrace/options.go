@@ -19,6 +19,12 @@ import (
 // maxPacketLen is traceroute's limit on the packet length argument.
 const maxPacketLen = 65000
 
+// --report defaults: mtr's -c 10 and -i 1.
+const (
+	defaultCount    = 10
+	defaultInterval = time.Second
+)
+
 // options are gtrace's parsed command line, in Debian traceroute's terms.
 type options struct {
 	family   int // 0, 4 or 6
@@ -27,6 +33,8 @@ type options struct {
 	queries  int
 	parallel int
 	wait     time.Duration
+	here     float64 // -w's HERE; trace.NoFactor when 0 was given
+	near     float64 // -w's NEAR; likewise
 	sendwait time.Duration
 	numeric  bool
 	source   netip.Addr
@@ -38,6 +46,10 @@ type options struct {
 	packetLen int
 	help      bool
 	version   bool
+	// report is --report: count rounds (0: until interrupted), their starts interval apart.
+	report   bool
+	count    int
+	interval time.Duration
 }
 
 // usageError is a command-line problem: one line on stderr and exit 2.
@@ -92,6 +104,9 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("tos", "t", "set the TOS (IPv4 type of service) or TC (IPv6 traffic class) value")
 	str("sendwait", "z", "minimal time interval between probes")
 	str("socket", "", "socket kind: auto, raw or dgram")
+	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
+	str("report-cycles", "c", "number of rounds of --report")
+	str("interval", "", "seconds between the starts of --report rounds")
 	fs.BoolVarP(&o.help, "help", "h", false, "print help and exit")
 	fs.BoolVarP(&o.version, "version", "V", false, "print version and exit")
 	return fs
@@ -101,7 +116,8 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 // the caller's job.
 func parseOptions(args []string) (*options, error) {
 	o := &options{max: trace.DefaultMax, queries: trace.DefaultQueries, parallel: trace.DefaultParallel,
-		wait: trace.DefaultWait, first: 1}
+		wait: trace.DefaultWait, here: trace.DefaultHere, near: trace.DefaultNear, first: 1,
+		count: defaultCount, interval: defaultInterval}
 	raw := map[string]*string{}
 	fs := newFlagSet(o, raw)
 	if err := fs.Parse(args); err != nil {
@@ -147,13 +163,26 @@ func parseOptions(args []string) (*options, error) {
 		}
 	}
 	if v, ok := set("wait"); ok {
-		// traceroute's MAX,HERE,NEAR: only MAX, the longest wait, applies here.
-		maxWait, _, _ := strings.Cut(v, ",")
-		d, ok := parseSeconds(maxWait)
-		if !ok || d <= 0 {
+		// traceroute's MAX,HERE,NEAR; a factor of 0 turns that rule off.
+		parts := strings.Split(v, ",")
+		d, ok := parseSeconds(parts[0])
+		if !ok || d <= 0 || len(parts) > 3 {
 			return nil, badArg("bad wait specification '%s'", v)
 		}
 		o.wait = d
+		for i, f := range []*float64{&o.here, &o.near} {
+			if len(parts) <= i+1 {
+				break
+			}
+			x, err := strconv.ParseFloat(parts[i+1], 64)
+			if err != nil || math.IsNaN(x) || x < 0 || x > 1e6 {
+				return nil, badArg("bad wait specification '%s'", v)
+			}
+			*f = x
+			if x == 0 {
+				*f = trace.NoFactor
+			}
+		}
 	}
 	if v, ok := set("sendwait"); ok {
 		// traceroute: a value above 10 is milliseconds, else seconds.
@@ -191,6 +220,24 @@ func parseOptions(args []string) (*options, error) {
 			return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
 		}
 		o.socket = m
+	}
+	if v, ok := set("report-cycles"); ok {
+		if !o.report {
+			return nil, badArg("-c needs --report")
+		}
+		if o.count, err = parseInt("-c", v, 0, math.MaxInt32); err != nil {
+			return nil, err
+		}
+	}
+	if v, ok := set("interval"); ok {
+		d, ok := parseSeconds(v)
+		if !ok {
+			return nil, badArg("bad interval '%s'", v)
+		}
+		o.interval = d
+	}
+	if o.report && !fs.Lookup("queries").Changed {
+		o.queries = 1 // one probe per hop per round, as mtr sends
 	}
 	rest := fs.Args()
 	switch len(rest) {
@@ -248,7 +295,8 @@ func quoteName(s string) string {
 const usageText = `
 Usage:
   gtrace [ -46In ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
-         [ -s src_addr ] [ -t tos ] [ -w MAX ] [ -z sendwait ] [ --socket kind ] host [ packetlen ]
+         [ -s src_addr ] [ -t tos ] [ -w MAX,HERE,NEAR ] [ -z sendwait ] [ --socket kind ]
+         [ --report [ -c count ] [ --interval secs ] ] host [ packetlen ]
 Options:
   -4                          Use IPv4
   -6                          Use IPv6
@@ -267,12 +315,22 @@ Options:
   -s src_addr  --source=src_addr
                               Use source src_addr for outgoing packets
   -t tos  --tos=tos           Set the TOS (IPv4 type of service) or TC (IPv6 traffic class) value
-  -w MAX  --wait=MAX          Wait for a probe no more than MAX seconds (default 5.0); an
-                              unanswered probe is retried once within that time
+  -w MAX,HERE,NEAR  --wait=MAX,HERE,NEAR
+                              Wait for a probe no more than HERE (default 3) times longer
+                              than a response from the same hop, or no more than NEAR
+                              (default 10) times than some next hop, or MAX (default 5.0)
+                              seconds; 0 turns HERE or NEAR off. An unanswered probe is
+                              retried once within MAX when its hop may be rate limiting
   -z sendwait  --sendwait=sendwait
                               Minimal time interval between probes (default 0); above 10 it is
                               milliseconds, else seconds
   --socket kind               auto (default: ping socket, else raw), raw or dgram
+  --report                    Trace the path in rounds, then print mtr's report table; one
+                              probe per hop per round unless -q is given, no retries, so
+                              that Loss% is the probes' own loss
+  -c count  --report-cycles=count
+                              Rounds of --report (default 10); 0: until interrupted
+  --interval secs             Seconds between the starts of rounds (default 1)
   -V  --version               Print version info and exit
   -h  --help                  Read this help and exit
 

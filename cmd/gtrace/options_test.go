@@ -13,12 +13,13 @@ import (
 )
 
 func TestParseOptions(t *testing.T) {
-	o, err := parseOptions([]string{"-6", "-I", "-f", "2", "-m", "40", "-q", "5", "-w", "1.5,3,10", "-N", "4",
+	o, err := parseOptions([]string{"-6", "-I", "-f", "2", "-m", "40", "-q", "5", "-w", "1.5,2,0", "-N", "4",
 		"-n", "-s", "2001:db8::1", "-i", "eth0", "-t", "16", "-z", "20", "--socket=dgram", "host.example", "120"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := options{family: 6, first: 2, max: 40, queries: 5, parallel: 4, wait: 1500 * time.Millisecond,
+		here: 2, near: trace.NoFactor, count: 10, interval: time.Second,
 		sendwait: 20 * time.Millisecond, numeric: true, source: netip.MustParseAddr("2001:db8::1"),
 		iface: "eth0", tos: 16, socket: rawsock.Unprivileged, host: "host.example", packetLen: 120}
 	if *o != want {
@@ -27,8 +28,20 @@ func TestParseOptions(t *testing.T) {
 	// Defaults: traceroute's, but 32 hops; options may follow the host, as getopt permutes.
 	o, err = parseOptions([]string{"198.18.0.1", "-z", "0.5"})
 	if err != nil || o.first != 1 || o.max != trace.DefaultMax || o.queries != 3 || o.parallel != 16 ||
-		o.wait != 5*time.Second || o.sendwait != 500*time.Millisecond || o.packetLen != 0 || o.host != "198.18.0.1" {
+		o.wait != 5*time.Second || o.sendwait != 500*time.Millisecond || o.packetLen != 0 || o.host != "198.18.0.1" ||
+		o.here != 3 || o.near != 10 || o.report {
 		t.Fatalf("defaults %+v, %v", o, err)
+	}
+	// -w MAX alone keeps the factors; --report sends one query per hop and round unless -q
+	// says otherwise.
+	o, err = parseOptions([]string{"-w", "2", "--report", "-c", "0", "--interval", "0.25", "h"})
+	if err != nil || o.wait != 2*time.Second || o.here != 3 || o.near != 10 || !o.report || o.count != 0 ||
+		o.interval != 250*time.Millisecond || o.queries != 1 {
+		t.Fatalf("report options %+v, %v", o, err)
+	}
+	o, err = parseOptions([]string{"--report", "-q", "3", "h"})
+	if err != nil || o.queries != 3 || o.count != 10 {
+		t.Fatalf("report -q 3: %+v, %v", o, err)
 	}
 }
 
@@ -48,6 +61,12 @@ func TestParseOptionsErrors(t *testing.T) {
 		{[]string{"-N", "0", "h"}, "-N argument '0' out of range"},
 		{[]string{"-w", "0", "h"}, "bad wait specification"},
 		{[]string{"-w", "-1", "h"}, "bad wait specification"},
+		{[]string{"-w", "5,x", "h"}, "bad wait specification"},
+		{[]string{"-w", "5,3,-1", "h"}, "bad wait specification"},
+		{[]string{"-w", "5,3,10,1", "h"}, "bad wait specification"},
+		{[]string{"-c", "3", "h"}, "-c needs --report"},
+		{[]string{"--report", "-c", "-1", "h"}, "-c argument '-1' out of range"},
+		{[]string{"--report", "--interval", "x", "h"}, "bad interval"},
 		{[]string{"-z", "x", "h"}, "bad sendwait"},
 		{[]string{"-t", "256", "h"}, "-t argument '256' out of range 0..255"},
 		{[]string{"-s", "nope", "h"}, "invalid source address"},

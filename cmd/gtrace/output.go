@@ -110,6 +110,17 @@ func (n *namer) start(a netip.Addr) *lookup {
 	return l
 }
 
+// name returns a's name, or the address itself with -n or when it has none, as mtr prints
+// hops.
+func (n *namer) name(a netip.Addr) string {
+	l := n.start(a)
+	if l == nil {
+		return a.String()
+	}
+	<-l.done
+	return l.name
+}
+
 // label returns "addr" with -n, else "name (addr)" (the address twice when it has no name),
 // as traceroute prints them.
 func (n *namer) label(a netip.Addr) string {

@@ -74,3 +74,33 @@ func TestHopLine(t *testing.T) {
 		t.Errorf("-n label %q", got)
 	}
 }
+
+// TestReportTable: mtr --report's layout, byte for byte, for the lines mtr 0.95 printed in a
+// lab namespace (a 100% loss loses its '%' to the next field, as in mtr), plus the line of a
+// hop answered from a second address.
+func TestReportTable(t *testing.T) {
+	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
+	a := netip.MustParseAddr("198.18.0.2")
+	b := netip.MustParseAddr("198.18.9.2")
+	dst := netip.MustParseAddr("198.18.1.2")
+	start := time.Date(2026, 11, 24, 19, 28, 25, 0, time.UTC)
+	rows := []trace.HopSummary{
+		{TTL: 1, Sent: 3, Received: 1, Latest: a, Addrs: []netip.Addr{a}, Last: ms(0.1), Avg: ms(0.1), Best: ms(0.1), Worst: ms(0.1)},
+		{TTL: 2, Sent: 2},
+		{TTL: 3, Sent: 2, Received: 2, Latest: dst, Addrs: []netip.Addr{b, dst}, Last: ms(0.049), Avg: ms(0.0745),
+			Best: ms(0.049), Worst: ms(0.1), StDev: ms(0.036)},
+		{TTL: 12, Sent: 10, Received: 10, Latest: a, Addrs: []netip.Addr{a}, Last: ms(1234.5), Avg: ms(12.34),
+			Best: ms(1), Worst: ms(99999.9), StDev: ms(7)},
+	}
+	want := "Start: 2026-11-24T19:28:25+0000\n" +
+		"HOST: vm                          Loss%   Snt   Last   Avg  Best  Wrst StDev\n" +
+		"  1.|-- 198.18.0.2                66.7%     3    0.1   0.1   0.1   0.1   0.0\n" +
+		"  2.|-- ???                       100.0     2    0.0   0.0   0.0   0.0   0.0\n" +
+		"  3.|-- 198.18.1.2                 0.0%     2    0.0   0.1   0.0   0.1   0.0\n" +
+		"    |  `|-- 198.18.9.2\n" +
+		// Times too wide for their field lose their tail to the next one, as in mtr.
+		" 12.|-- 198.18.0.2                 0.0%    10  1234.  12.3   1.0 99999   7.0\n"
+	if got := reportTable(start, "vm", rows, netip.Addr.String); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

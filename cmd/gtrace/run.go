@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/gping/gping/icmp"
 	"github.com/gping/gping/probe"
@@ -70,11 +71,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 
+	payload := size
+	if payload == 0 {
+		payload = trace.EmptyPayload
+	}
+	cfg := trace.Config{
+		First: o.first, Max: o.max, Queries: o.queries, Parallel: o.parallel,
+		Wait: o.wait, Here: o.here, Near: o.near, Size: payload, SendWait: o.sendwait,
+	}
+	names := newNamer(ctx, !o.numeric)
+	if o.report {
+		hostname, err := os.Hostname()
+		if err != nil {
+			hostname = "localhost"
+		}
+		return report(ctx, o, e, dst, cfg, hostname, names, stdout, stderr)
+	}
+
 	out := bufio.NewWriter(stdout)
 	fmt.Fprint(out, header(o.host, dst, o.max, ipHeader+8+size))
 	out.Flush()
 
-	names := newNamer(ctx, !o.numeric)
 	// Hops are printed by their own goroutine so that reverse lookups never hold up probes;
 	// the channel holds every hop a trace can have, so onHop never blocks.
 	hops := make(chan trace.Hop, trace.MaxTTL)
@@ -86,15 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			out.Flush()
 		}
 	}()
-	payload := size
-	if payload == 0 {
-		payload = trace.EmptyPayload
-	}
-	cfg := &trace.Config{
-		First: o.first, Max: o.max, Queries: o.queries, Parallel: o.parallel,
-		Wait: o.wait, Size: payload, SendWait: o.sendwait,
-	}
-	res, err := trace.Run(ctx, e, dst, cfg, func(h trace.Hop) {
+	res, err := trace.Run(ctx, e, dst, &cfg, func(h trace.Hop) {
 		for _, p := range h.Probes {
 			names.start(p.From)
 		}

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Traceroute benchmark: gtrace against traceroute -I, traceroute -U, tracepath, mtr and scamper
+# on the same paths, in one invocation.
+#
+# Builds its own lab with ip netns: a host, a chain of N routers and a target, links numbered
+# as internal/netlab numbers them (link i is 198.18.i.0/30 and 2001:db8:0:i::/64, the router
+# facing the host with .2 / ::2). Routers forward with ICMP rate limits off, except in the
+# rate-limited cases, which restore the kernel defaults (icmp_ratelimit=1000,
+# icmp_msgs_per_sec=1000, icmp_msgs_burst=50, default ratemasks) and wait for every router's
+# token bucket to refill before each tool. The silent router drops its outgoing Time Exceeded
+# with nftables. For each tool it prints wall time, the ratio to gtrace's, how many hops it
+# got right of N+1 (a silent hop is right when it shows no address) and how many "*" (mtr's
+# "???") it printed. Needs root, iproute2 and nft; missing tools are skipped with a note.
+# Sends only inside its namespaces and deletes them on exit.
+#
+#   sudo bash scripts/bench-trace.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+
+for tool in ip nft python3; do
+	command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 2; }
+done
+
+tmp=$(mktemp -d)
+p=gtb$$
+nodes=()
+cleanup() {
+	for n in "${nodes[@]}"; do ip netns del "$n" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+CGO_ENABLED=0 go build -o "$tmp/gtrace" ./cmd/gtrace
+
+# chain N: builds ${p}h -- ${p}r1 .. ${p}rN -- ${p}t, replacing any chain built before.
+chain() {
+	local n=$1 i j
+	for x in "${nodes[@]}"; do ip netns del "$x" 2>/dev/null || true; done
+	nodes=("${p}h")
+	for ((i = 1; i <= n; i++)); do nodes+=("${p}r$i"); done
+	nodes+=("${p}t")
+	for x in "${nodes[@]}"; do ip netns add "$x"; ip -n "$x" link set lo up; done
+	local last=$((n + 1))
+	for ((i = 0; i < last; i++)); do # link i joins node i and node i+1
+		ip link add "${p}l${i}a" netns "${nodes[i]}" type veth peer name "${p}l${i}b" netns "${nodes[i + 1]}"
+	done
+	for ((i = 0; i <= last; i++)); do
+		{
+			if ((i > 0)); then
+				echo "addr add 198.18.$((i - 1)).2/30 dev ${p}l$((i - 1))b"
+				echo "addr add 2001:db8:0:$(printf %x $((i - 1)))::2/64 dev ${p}l$((i - 1))b nodad"
+				echo "link set ${p}l$((i - 1))b up"
+			fi
+			if ((i < last)); then
+				echo "addr add 198.18.$i.1/30 dev ${p}l${i}a"
+				echo "addr add 2001:db8:0:$(printf %x "$i")::1/64 dev ${p}l${i}a nodad"
+				echo "link set ${p}l${i}a up"
+			fi
+			if ((i == 0)); then
+				echo "route add default via 198.18.0.2"
+				echo "route add ::/0 via 2001:db8::2"
+			elif ((i == last)); then
+				echo "route add default via 198.18.$((i - 1)).1"
+				echo "route add ::/0 via 2001:db8:0:$(printf %x $((i - 1)))::1"
+			else
+				for ((j = 0; j < i - 1; j++)); do
+					echo "route add 198.18.$j.0/30 via 198.18.$((i - 1)).1"
+					echo "route add 2001:db8:0:$(printf %x "$j")::/64 via 2001:db8:0:$(printf %x $((i - 1)))::1"
+				done
+				for ((j = i + 1; j <= n; j++)); do
+					echo "route add 198.18.$j.0/30 via 198.18.$i.2"
+					echo "route add 2001:db8:0:$(printf %x "$j")::/64 via 2001:db8:0:$(printf %x "$i")::2"
+				done
+			fi
+		} | ip -n "${nodes[i]}" -batch -
+	done
+	for ((i = 1; i <= n; i++)); do
+		ip netns exec "${nodes[i]}" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	done
+	ratelimits off
+	# Resolve every neighbour before anything is timed.
+	ip netns exec "${p}h" ping -c 2 -i 0.2 -W 2 "198.18.$n.2" >/dev/null || echo "warning: IPv4 path not up" >&2
+	ip netns exec "${p}h" ping -6 -c 2 -i 0.2 -W 2 "2001:db8:0:$(printf %x "$n")::2" >/dev/null ||
+		echo "warning: IPv6 path not up" >&2
+}
+
+# ratelimits off|on: the routers' ICMP error rate limits.
+ratelimits() {
+	local i
+	for ((i = 1; i < ${#nodes[@]} - 1; i++)); do
+		if [ "$1" = off ]; then
+			ip netns exec "${nodes[i]}" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_ratemask=0 \
+				net.ipv6.icmp.ratelimit=0
+			ip netns exec "${nodes[i]}" sh -c 'echo > /proc/sys/net/ipv6/icmp/ratemask'
+		else
+			ip netns exec "${nodes[i]}" sysctl -qw net.ipv4.icmp_ratelimit=1000 net.ipv4.icmp_msgs_per_sec=1000 \
+				net.ipv4.icmp_msgs_burst=50 net.ipv4.icmp_ratemask=6168 net.ipv6.icmp.ratelimit=100
+			ip netns exec "${nodes[i]}" sh -c 'echo 0-1,3-127 > /proc/sys/net/ipv6/icmp/ratemask'
+		fi
+	done
+}
+
+silence() { # silence K: router K sends no Time Exceeded
+	ip netns exec "${p}r$1" nft -f - <<EOT
+table inet gtb {
+	chain output {
+		type filter hook output priority filter; policy accept;
+		icmp type time-exceeded drop
+		icmpv6 type time-exceeded drop
+	}
+}
+EOT
+}
+
+# score N FAMILY SILENT FILE: "right stars" from a tool's output.
+score() {
+	python3 - "$@" <<'PY'
+import ipaddress, re, sys
+n, fam, silent, path = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def want(k):  # address of hop k (1-based): router k faces the host with .2 of link k-1
+    i = k - 1
+    return f"198.18.{i}.2" if fam == "4" else str(ipaddress.ip_address(f"2001:db8:0:{i:x}::2"))
+addrs, stars = {}, 0
+ip = re.compile(r"(?<![\w:.])(\d+\.\d+\.\d+\.\d+|[0-9a-f]*:[0-9a-f:]*:[0-9a-f]+)(?![\w:.])")
+for line in open(path, errors="replace"):
+    m = re.match(r"^\s*(\d+)(\.\|--|:|\s)", line)
+    if not m or "[LOCALHOST]" in line:
+        continue
+    k = int(m.group(1))
+    rest = line[m.end():]
+    addrs.setdefault(k, set()).update(a for a in ip.findall(rest) if not a.startswith("0.0") and a.count(":") != 1)
+    stars += rest.count("*") + rest.count("???")
+right = 0
+for k in range(1, n + 2):
+    got = addrs.get(k)
+    if got is None:
+        continue
+    if k == silent and not got or k != silent and got == {want(k)}:
+        right += 1
+print(right, stars)
+PY
+}
+
+gtwall=1
+# measure LABEL N FAMILY SILENT REFILL CMD...: runs CMD in the host namespace and prints a row.
+measure() {
+	local label=$1 n=$2 fam=$3 silent=$4 refill=$5
+	shift 5
+	if ! command -v "$1" >/dev/null && [ ! -x "$1" ]; then
+		printf '  %-34s skipped: %s not installed\n' "$label" "$1"
+		return
+	fi
+	# A fresh token bucket in every router: Linux refills 6 tokens in 6 s.
+	[ "$refill" = yes ] && sleep 6.5
+	local t0 t1 wall
+	t0=$(date +%s.%N)
+	timeout 120 ip netns exec "${p}h" "$@" >"$tmp/out" 2>&1 || true
+	t1=$(date +%s.%N)
+	wall=$(echo "$t1 - $t0" | bc -l)
+	[ "$label" = gtrace ] && gtwall=$wall
+	read -r right stars < <(score "$n" "$fam" "$silent" "$tmp/out")
+	printf '  %-34s wall %7.3f s  x%7.2f  hops right %2d/%d  stars %3d\n' "$label" "$wall" \
+		"$(echo "$wall / $gtwall" | bc -l)" "$right" $((n + 1)) "$stars"
+}
+
+# run LABEL N FAMILY SILENT REFILL QUERIES: every tool on the current chain.
+run() {
+	local label=$1 n=$2 fam=$3 silent=$4 refill=$5 q=$6 dst
+	if [ "$fam" = 4 ]; then dst=198.18.$n.2; else dst=2001:db8:0:$(printf %x "$n")::2; fi
+	echo "== $label: $n routers, IPv$fam, -q $q, destination $dst"
+	measure gtrace "$n" "$fam" "$silent" "$refill" "$tmp/gtrace" -n -q "$q" "$dst"
+	measure "traceroute -I" "$n" "$fam" "$silent" "$refill" traceroute -"$fam" -I -n -q "$q" -m 32 "$dst"
+	measure "traceroute -U" "$n" "$fam" "$silent" "$refill" traceroute -"$fam" -U -n -q "$q" -m 32 "$dst"
+	measure "tracepath" "$n" "$fam" "$silent" "$refill" tracepath -"$fam" -n -m 32 "$dst"
+	measure "mtr -r -c 1" "$n" "$fam" "$silent" "$refill" mtr -"$fam" -r -c 1 -n -m 32 "$dst"
+	measure "scamper trace" "$n" "$fam" "$silent" "$refill" scamper -O text -c "trace -P icmp-paris -q $q -m 32" -i "$dst"
+}
+
+echo "gtrace vs traceroute, tracepath, mtr, scamper ($(nproc) cores, $(uname -r))"
+for n in 10 31; do
+	chain "$n"
+	run "unlimited" "$n" 4 0 no 3
+	run "unlimited" "$n" 6 0 no 3
+	silence 5
+	run "silent router 5" "$n" 4 5 no 3
+	chain "$n"
+	ratelimits on
+	run "kernel-default rate limits" "$n" 4 0 yes 10
+done
