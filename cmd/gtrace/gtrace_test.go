@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	gtraceBin = filepath.Join(dir, "gtrace")
-	if out, err := exec.Command("go", "build", "-o", gtraceBin, ".").CombinedOutput(); err != nil {
+	// Built as released (static, no cgo), which is also what lets gtrace drop capabilities on
+	// every thread.
+	build := exec.Command("go", "build", "-o", gtraceBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building gtrace: %v\n%s", err, out)
 		os.Exit(2)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/rawsock"
 	"github.com/gping/gping/trace"
 )
@@ -258,38 +259,16 @@ func parseOptions(args []string) (*options, error) {
 	return o, nil
 }
 
-// checkHostName refuses names no resolver should be asked about: option-like words (argument
-// injection through wrappers), names longer than DNS allows, and labels that are empty or too
-// long.
+// checkHostName refuses, as a usage error, a destination no resolver should be asked about
+// (see hostname.Check).
 func checkHostName(h string) error {
-	if _, err := netip.ParseAddr(h); err == nil {
-		return nil
-	}
-	switch {
-	case h == "":
+	if h == "" {
 		return badArg("specify \"host\" missing argument")
-	case strings.HasPrefix(h, "-"):
-		return badArg("%s: invalid host name: starts with '-'", quoteName(h))
-	case len(h) > 253:
-		return badArg("%s...: invalid host name: longer than 253 bytes", quoteName(h[:32]))
 	}
-	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
-		if label == "" || len(label) > 63 {
-			return badArg("%s: invalid host name: bad label", quoteName(h))
-		}
-		for _, c := range []byte(label) {
-			if c <= ' ' || c >= 0x7f || strings.IndexByte("\"'`$;&|<>()\\/", c) >= 0 {
-				return badArg("%s: invalid host name: bad character", quoteName(h))
-			}
-		}
+	if err := hostname.Check(h); err != nil {
+		return badArg("%v", err)
 	}
 	return nil
-}
-
-// quoteName makes a name safe to print: control and non-ASCII bytes are escaped.
-func quoteName(s string) string {
-	q := strconv.QuoteToASCII(s)
-	return q[1 : len(q)-1]
 }
 
 const usageText = `

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/trace"
 )
 
@@ -44,9 +44,9 @@ func hopLine(h trace.Hop, label func(netip.Addr) string) string {
 	return b.String()
 }
 
-// Reverse lookups: each bounded in time, at most namerParallel at once, results cached.
+// Reverse lookups: each bounded in time (hostname.Timeout), at most namerParallel at once,
+// results cached.
 const (
-	dnsTimeout    = 3 * time.Second
 	namerParallel = 8
 	namerCacheMax = 1024
 )
@@ -101,10 +101,8 @@ func (n *namer) start(a netip.Addr) *lookup {
 			return
 		}
 		defer func() { <-n.sem }()
-		ctx, cancel := context.WithTimeout(n.ctx, dnsTimeout)
-		defer cancel()
-		if names, err := net.DefaultResolver.LookupAddr(ctx, a.String()); err == nil && len(names) > 0 {
-			l.name = quoteName(strings.TrimSuffix(names[0], "."))
+		if name := hostname.Reverse(n.ctx, a); name != "" {
+			l.name = name
 		}
 	}()
 	return l

@@ -3,14 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
 	"github.com/gping/gping/trace"
@@ -45,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "gtrace "+version)
 		return exitReached
 	}
-	dst, err := resolve(ctx, o.host, o.family)
+	dst, _, err := hostname.Resolve(ctx, o.host, o.family)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -69,6 +67,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer e.Close()
 	if err := e.Open(fam); err != nil {
 		return fail("%v", err)
+	}
+	// The socket is all gtrace needed privilege for: give up the rest before reading anything
+	// from the network.
+	if err := rawsock.DropPrivileges(); err != nil {
+		fmt.Fprintf(stderr, "gtrace: warning: %v\n", err)
 	}
 
 	payload := size
@@ -120,41 +123,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitReached
 	}
 	return exitNotReached
-}
-
-// resolve turns the destination into one address: a literal as it is (refused if it
-// contradicts -4/-6), a name looked up within dnsTimeout, taking the first address of the wanted
-// family.
-func resolve(ctx context.Context, host string, family int) (netip.Addr, error) {
-	if a, err := netip.ParseAddr(host); err == nil {
-		a = a.Unmap()
-		if family == 4 && !a.Is4() || family == 6 && a.Is4() {
-			return netip.Addr{}, fmt.Errorf("%s: Address family for hostname not supported", host)
-		}
-		if a.Is6() && a.Zone() == "" && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
-			return netip.Addr{}, fmt.Errorf("%s: link-local address needs a zone: %s%%IFNAME", host, host)
-		}
-		if a.IsUnspecified() {
-			return netip.Addr{}, fmt.Errorf("%s: not a destination address", host)
-		}
-		return a, nil
-	}
-	network := "ip"
-	switch family {
-	case 4:
-		network = "ip4"
-	case 6:
-		network = "ip6"
-	}
-	ctx, cancel := context.WithTimeout(ctx, dnsTimeout)
-	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, network, host)
-	if err != nil || len(addrs) == 0 {
-		var dnsErr *net.DNSError
-		if errors.As(err, &dnsErr) && dnsErr.IsTimeout {
-			return netip.Addr{}, fmt.Errorf("%s: Temporary failure in name resolution", quoteName(host))
-		}
-		return netip.Addr{}, fmt.Errorf("%s: Name or service not known", quoteName(host))
-	}
-	return addrs[0].Unmap(), nil
 }
