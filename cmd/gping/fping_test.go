@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gping/gping/internal/cmdtest"
 	"github.com/gping/gping/internal/netlab"
 )
 
@@ -95,18 +95,6 @@ func TestFpRTT(t *testing.T) {
 	}
 }
 
-func needFping(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("fping")
-	if err != nil {
-		if os.Getenv("GPING_REQUIRE_LAB") == "1" {
-			t.Fatal("fping not installed (GPING_REQUIRE_LAB=1)")
-		}
-		t.Skip("fping not installed: nothing to compare with")
-	}
-	return p
-}
-
 // fpingLab is a chain with one router, and resolv.conf/hosts of the namespace's own, so that a
 // name lookup never leaves it.
 func fpingLab(t *testing.T) *netlab.Chain {
@@ -129,7 +117,7 @@ func fpingLab(t *testing.T) *netlab.Chain {
 // TestLabFping: with several targets gping speaks fping: the same lines (shape and padding),
 // summaries, lists and exit codes as fping 5 run with the same arguments in the same place.
 func TestLabFping(t *testing.T) {
-	fping := needFping(t)
+	fping := cmdtest.NeedTool(t, "fping")
 	c := fpingLab(t)
 	// A silent address: routed to the router, which has no route for it (fping and gping both
 	// see "unreachable"; the router's net-unreachable error counts as no reply).
@@ -153,8 +141,8 @@ func TestLabFping(t *testing.T) {
 		{"unknown name", []string{"target.lab", "nosuch.lab"}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ours, ourErr, code := inNS(t, c.Host, gpingBin, tc.args...)
-			theirs, theirErr, fcode := inNS(t, c.Host, fping, tc.args...)
+			ours, ourErr, code := cmdtest.InNS(t, c.Host, gpingBin, tc.args...)
+			theirs, theirErr, fcode := cmdtest.InNS(t, c.Host, fping, tc.args...)
 			if code != tc.code || fcode != tc.code {
 				t.Errorf("exit gping %d, fping %d, want %d\n%s%s", code, fcode, tc.code, ours, ourErr)
 			}
@@ -169,7 +157,7 @@ func TestLabFping(t *testing.T) {
 func sameLines(t *testing.T, what, ours, theirs string) {
 	t.Helper()
 	norm := func(s string) string {
-		ls := shape(s)
+		ls := cmdtest.Shape(s)
 		for i, l := range ls {
 			l = strings.ReplaceAll(l, "gping: ", "")
 			l = regexp.MustCompile(`(N\.){3}N|target\.lab|nosuch\.lab|[0-9a-f:]+::N?`).ReplaceAllString(l, "H")
@@ -202,7 +190,7 @@ func sortStrings(s []string) {
 // TestLabFpingPadding: the host column is padded to the longest name, as fping does.
 func TestLabFpingPadding(t *testing.T) {
 	c := fpingLab(t)
-	out, _, code := inNS(t, c.Host, gpingBin, "-c", "1", "target.lab", c.TargetAddr4.String(), c.TargetAddr6.String())
+	out, _, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", "1", "target.lab", c.TargetAddr4.String(), c.TargetAddr6.String())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -222,7 +210,7 @@ func TestLabFpingMixedFamilies(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		targets = append(targets, netip.MustParseAddr(fmt.Sprintf("198.18.100.%d", i)).String(), fmt.Sprintf("2001:db8:100::%x", i))
 	}
-	out, errOut, code := inNS(t, c.Host, gpingBin, append([]string{"-q", "-c", "5", "-p", "5", "-i", "0"}, targets...)...)
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, append([]string{"-q", "-c", "5", "-p", "5", "-i", "0"}, targets...)...)
 	if code != 0 || strings.Count(errOut, "xmt/rcv/%loss = 5/5/0%") != 40 {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -4,117 +4,34 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gping/gping/internal/cmdtest"
 )
 
 // gpingBin is the gping binary built once for the tests that run it as a process.
 var gpingBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "gping-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	gpingBin = filepath.Join(dir, "gping")
-	// Built as released (static, no cgo), which is also what lets gping drop capabilities on
-	// every thread.
-	build := exec.Command("go", "build", "-o", gpingBin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building gping: %v\n%s", err, out)
-		os.Exit(2)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// runCmd runs a command to completion with a bound on its time and returns stdout, stderr and
-// the exit code.
-func runCmd(t *testing.T, cmd *exec.Cmd) (stdout, stderr string, code int) {
-	t.Helper()
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("%v: %v", cmd.Args, err)
-	}
-	return o.String(), e.String(), code
-}
+func TestMain(m *testing.M) { cmdtest.Main(m, "gping", &gpingBin) }
 
 func gping(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return runCmd(t, exec.CommandContext(ctx, gpingBin, args...))
-}
-
-// needRoot skips tests that open raw sockets on the host's loopback when not root: only root
-// is sure to be allowed (the host's ping_group_range is not ours to change).
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("GPING_REQUIRE_LAB") == "1" {
-			t.Fatal("GPING_REQUIRE_LAB=1 but not root")
-		}
-		t.Skip("needs root for raw ICMP sockets on loopback")
-	}
-}
-
-func needPing(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ping")
-	if err != nil {
-		if os.Getenv("GPING_REQUIRE_LAB") == "1" {
-			t.Fatal("iputils ping not installed (GPING_REQUIRE_LAB=1)")
-		}
-		t.Skip("iputils ping not installed: nothing to compare with")
-	}
-	return p
-}
-
-var numberRE = regexp.MustCompile(`[0-9]+(\.[0-9]+)?`)
-
-// shape replaces every number by N, so that outputs of two tools can be compared line by line
-// regardless of timings.
-func shape(s string) []string {
-	var lines []string
-	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		lines = append(lines, numberRE.ReplaceAllString(l, "N"))
-	}
-	return lines
-}
-
-func sameShape(t *testing.T, ours, theirs string) {
-	t.Helper()
-	a, b := shape(ours), shape(theirs)
-	if strings.Join(a, "\n") != strings.Join(b, "\n") {
-		t.Errorf("output shape differs from iputils'\n--- gping:\n%s\n--- ping:\n%s", ours, theirs)
-	}
+	return cmdtest.Host(t, gpingBin, args...)
 }
 
 var replyRE = regexp.MustCompile(`^(\d+) bytes from ([^:]+): icmp_seq=(\d+) ttl=(\d+) time=([\d.]+) ms$`)
 
 func TestLoopbackLikeIputils(t *testing.T) {
-	needRoot(t)
-	ping := needPing(t)
+	cmdtest.NeedRoot(t)
+	ping := cmdtest.NeedTool(t, "ping")
 	for _, args := range [][]string{
 		{"-c", "3", "-i", "0.01", "127.0.0.1"},
 		{"-c", "2", "-i", "0.01", "-s", "100", "127.0.0.1"},
@@ -125,11 +42,11 @@ func TestLoopbackLikeIputils(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			ours, _, code := gping(t, args...)
-			theirs, _, pcode := runCmd(t, exec.Command(ping, args...))
+			theirs, _, pcode := cmdtest.Run(t, exec.Command(ping, args...))
 			if code != 0 || pcode != 0 {
 				t.Fatalf("exit codes gping %d, ping %d\n%s", code, pcode, ours)
 			}
-			sameShape(t, ours, theirs)
+			cmdtest.SameShape(t, ours, theirs)
 			seq := 0
 			for _, l := range strings.Split(ours, "\n") {
 				if m := replyRE.FindStringSubmatch(l); m != nil {
@@ -144,7 +61,7 @@ func TestLoopbackLikeIputils(t *testing.T) {
 }
 
 func TestSummaryCounts(t *testing.T) {
-	needRoot(t)
+	cmdtest.NeedRoot(t)
 	out, _, code := gping(t, "-c", "4", "-i", "0.01", "--percentiles", "127.0.0.1")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
@@ -166,7 +83,7 @@ func TestSummaryCounts(t *testing.T) {
 // TestSignals: SIGQUIT prints the status line and the run goes on; SIGINT ends it with the full
 // summary, and the transmitted count is what was sent.
 func TestSignals(t *testing.T) {
-	needRoot(t)
+	cmdtest.NeedRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gpingBin, "-i", "0.01", "127.0.0.1")

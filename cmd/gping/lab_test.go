@@ -16,37 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gping/gping/internal/cmdtest"
 	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/internal/netlab"
 )
-
-// inNS runs a program inside a lab namespace with a bound on its time.
-func inNS(t *testing.T, ns *netlab.NS, name string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return runCmd(t, ns.Exec(ctx, name, args...))
-}
-
-// modes are the socket kinds gping is tested with. "dgram-user" runs gping as nobody in auto
-// mode, which must pick the ping socket that the test's namespace allows.
-var modes = []string{"raw", "dgram", "dgram-user"}
-
-func gpingIn(t *testing.T, ns *netlab.NS, mode string, args ...string) (string, string, int) {
-	t.Helper()
-	switch mode {
-	case "raw", "dgram":
-		return inNS(t, ns, gpingBin, append([]string{"--socket=" + mode}, args...)...)
-	case "dgram-user":
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skip("setpriv (util-linux) not installed: cannot run gping unprivileged")
-		}
-		return inNS(t, ns, setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", gpingBin}, args...)...)
-	}
-	t.Fatalf("unknown mode %q", mode)
-	return "", "", 0
-}
 
 func families(c *netlab.Chain) map[string][2]netip.Addr {
 	return map[string][2]netip.Addr{
@@ -63,10 +36,10 @@ func TestLabReplies(t *testing.T) {
 	// Ping sockets for every group, inside the test's own namespace only.
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	for fam, a := range families(c) {
-		for _, mode := range modes {
+		for _, mode := range cmdtest.Modes {
 			t.Run(fam+"/"+mode, func(t *testing.T) {
 				args := []string{"-c", "3", "-i", "0.01", a[0].String()}
-				out, errOut, code := gpingIn(t, c.Host, mode, args...)
+				out, errOut, code := cmdtest.InMode(t, c.Host, mode, gpingBin, args...)
 				if code != 0 {
 					t.Fatalf("exit %d\n%s%s", code, out, errOut)
 				}
@@ -79,8 +52,8 @@ func TestLabReplies(t *testing.T) {
 				if !strings.Contains(out, "3 packets transmitted, 3 received, 0% packet loss") {
 					t.Errorf("summary:\n%s", out)
 				}
-				theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
-				sameShape(t, out, theirs)
+				theirs, _, _ := cmdtest.InNS(t, c.Host, cmdtest.NeedTool(t, "ping"), args...)
+				cmdtest.SameShape(t, out, theirs)
 			})
 		}
 	}
@@ -94,10 +67,10 @@ func TestLabTimeExceeded(t *testing.T) {
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	text := map[string]string{"IPv4": "Time to live exceeded", "IPv6": "Time exceeded: Hop limit"}
 	for fam, a := range families(c) {
-		for _, mode := range modes {
+		for _, mode := range cmdtest.Modes {
 			t.Run(fam+"/"+mode, func(t *testing.T) {
 				args := []string{"-c", "2", "-i", "0.01", "-t", "1", a[0].String()}
-				out, errOut, code := gpingIn(t, c.Host, mode, args...)
+				out, errOut, code := cmdtest.InMode(t, c.Host, mode, gpingBin, args...)
 				if code != 1 {
 					t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
 				}
@@ -110,8 +83,8 @@ func TestLabTimeExceeded(t *testing.T) {
 				if !strings.Contains(out, "2 packets transmitted, 0 received, +2 errors, 100% packet loss") {
 					t.Errorf("summary:\n%s", out)
 				}
-				theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
-				sameShape(t, out, theirs)
+				theirs, _, _ := cmdtest.InNS(t, c.Host, cmdtest.NeedTool(t, "ping"), args...)
+				cmdtest.SameShape(t, out, theirs)
 			})
 		}
 	}
@@ -131,9 +104,9 @@ func TestLabAdminProhibited(t *testing.T) {
 		if fam == "IPv6" {
 			from = c.RouterAddr6[1]
 		}
-		for _, mode := range modes {
+		for _, mode := range cmdtest.Modes {
 			t.Run(fam+"/"+mode, func(t *testing.T) {
-				out, errOut, code := gpingIn(t, c.Host, mode, "-c", "1", a[0].String())
+				out, errOut, code := cmdtest.InMode(t, c.Host, mode, gpingBin, "-c", "1", a[0].String())
 				want := fmt.Sprintf("From %s icmp_seq=1 %s\n", from, text[fam])
 				if code != 1 || !strings.Contains(out, want) {
 					t.Fatalf("exit %d, want 1 and %q\n%s%s", code, want, out, errOut)
@@ -155,7 +128,7 @@ func TestLabLoss(t *testing.T) {
 	for fam, a := range families(c) {
 		t.Run(fam, func(t *testing.T) {
 			const n = 60
-			out, errOut, code := inNS(t, c.Host, gpingBin, "-c", strconv.Itoa(n), "-i", "0.002", "-W", "0.5", "-O", a[0].String())
+			out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", strconv.Itoa(n), "-i", "0.002", "-W", "0.5", "-O", a[0].String())
 			m := summaryRE.FindStringSubmatch(out)
 			if m == nil {
 				t.Fatalf("no summary (exit %d):\n%s%s", code, out, errOut)
@@ -184,7 +157,7 @@ func TestLabLoss(t *testing.T) {
 	c2.Target.NoEchoReply(t)
 	t.Run("total", func(t *testing.T) {
 		start := time.Now()
-		out, _, code := inNS(t, c2.Host, gpingBin, "-c", "2", "-i", "0.01", "-W", "0.3", c2.TargetAddr4.String())
+		out, _, code := cmdtest.InNS(t, c2.Host, gpingBin, "-c", "2", "-i", "0.01", "-W", "0.3", c2.TargetAddr4.String())
 		if code != 1 || !strings.Contains(out, "2 packets transmitted, 0 received, 100% packet loss") {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
@@ -197,7 +170,7 @@ func TestLabLoss(t *testing.T) {
 	})
 	t.Run("deadline", func(t *testing.T) {
 		// -w ends the run; with -c unmet the exit is 1.
-		out, _, code := inNS(t, c2.Host, gpingBin, "-c", "100", "-i", "0.05", "-w", "1", c2.TargetAddr6.String())
+		out, _, code := cmdtest.InNS(t, c2.Host, gpingBin, "-c", "100", "-i", "0.05", "-w", "1", c2.TargetAddr6.String())
 		m := summaryRE.FindStringSubmatch(out)
 		if code != 1 || m == nil || m[2] != "0" {
 			t.Fatalf("exit %d\n%s", code, out)
@@ -212,8 +185,8 @@ func TestLabNoRoute(t *testing.T) {
 	c.Host.MustRun(t, "ip", "route", "add", "unreachable", "198.19.250.0/24")
 	c.Host.MustRun(t, "ip", "-6", "route", "add", "unreachable", "2001:db8:ffff::/48")
 	for _, dst := range []string{"198.19.250.1", "2001:db8:ffff::1"} {
-		out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "1", dst)
-		_, theirs, pcode := inNS(t, c.Host, needPing(t), "-c", "1", dst)
+		out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", "1", dst)
+		_, theirs, pcode := cmdtest.InNS(t, c.Host, cmdtest.NeedTool(t, "ping"), "-c", "1", dst)
 		if code != 2 || pcode != 2 || out != "" {
 			t.Errorf("%s: exit %d (ping %d), stdout %q", dst, code, pcode, out)
 		}
@@ -232,7 +205,7 @@ func TestLabPermissionDenied(t *testing.T) {
 	c := lab.Chain(0)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "1 0")
 	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
-		out, errOut, code := gpingIn(t, c.Host, "dgram-user", "-c", "1", dst.String())
+		out, errOut, code := cmdtest.InMode(t, c.Host, "dgram-user", gpingBin, "-c", "1", dst.String())
 		if code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q", dst, code, out, errOut)
 		}
@@ -271,7 +244,7 @@ func TestLabDNSTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "1", "silent.lab")
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", "1", "silent.lab")
 	d := time.Since(start)
 	if code != 2 || out != "" || !strings.Contains(errOut, "silent.lab: Temporary failure in name resolution") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
@@ -306,23 +279,23 @@ func TestLabNames(t *testing.T) {
 		{"target6.lab", c.TargetAddr6.String(), fmt.Sprintf("PING target6.lab(target6.lab (%s)) 56 data bytes", c.TargetAddr6)},
 	} {
 		args := []string{"-c", "2", "-i", "0.01", tc.name}
-		out, errOut, code := inNS(t, c.Host, gpingBin, args...)
+		out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, args...)
 		if code != 0 || !strings.HasPrefix(out, tc.header+"\n") {
 			t.Fatalf("exit %d, want header %q\n%s%s", code, tc.header, out, errOut)
 		}
 		if n := strings.Count(out, fmt.Sprintf("bytes from %s (%s): icmp_seq=", tc.name, tc.addr)); n != 2 {
 			t.Errorf("%d named reply lines, want 2:\n%s", n, out)
 		}
-		theirs, _, _ := inNS(t, c.Host, needPing(t), args...)
-		sameShape(t, out, theirs)
-		out, _, _ = inNS(t, c.Host, gpingBin, append([]string{"-n"}, args...)...)
+		theirs, _, _ := cmdtest.InNS(t, c.Host, cmdtest.NeedTool(t, "ping"), args...)
+		cmdtest.SameShape(t, out, theirs)
+		out, _, _ = cmdtest.InNS(t, c.Host, gpingBin, append([]string{"-n"}, args...)...)
 		if n := strings.Count(out, fmt.Sprintf("bytes from %s: icmp_seq=", tc.addr)); n != 2 {
 			t.Errorf("-n: %d numeric reply lines, want 2:\n%s", n, out)
 		}
 	}
 	// Go's resolver already refuses such a name (it is no valid domain name); either way it
 	// must not reach the terminal raw (hostname.Escape is tested in its package).
-	out, _, code := inNS(t, c.Host, gpingBin, "-c", "1", "-t", "1", "target.lab")
+	out, _, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", "1", "-t", "1", "target.lab")
 	re := regexp.MustCompile(fmt.Sprintf(`\nFrom (\S+) \(%s\) icmp_seq=1 Time to live exceeded\n`, regexp.QuoteMeta(c.RouterAddr4[0].String())))
 	if code != 1 || !re.MatchString(out) || strings.ContainsAny(out, "\x1b\x07") {
 		t.Errorf("hostile reverse name: exit %d, output:\n%q", code, out)
@@ -346,7 +319,7 @@ func TestLabConcurrentProcesses(t *testing.T) {
 		mode := []string{"raw", "dgram"}[i%2]
 		dst := hosts[i/2%len(hosts)]
 		go func() {
-			out, _, _ := gpingIn(t, c.Host, mode, "-c", strconv.Itoa(count), "-i", "0.002", dst.String())
+			out, _, _ := cmdtest.InMode(t, c.Host, mode, gpingBin, "-c", strconv.Itoa(count), "-i", "0.002", dst.String())
 			results <- result{mode + " " + dst.String(), out}
 		}()
 	}
@@ -365,13 +338,13 @@ func TestFloodNeedsPrivilege(t *testing.T) {
 	c := lab.Chain(0)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	for _, args := range [][]string{{"-f", "-c", "3"}, {"-i", "0.001", "-c", "3"}} {
-		out, errOut, code := gpingIn(t, c.Host, "dgram-user", append(args, c.TargetAddr4.String())...)
+		out, errOut, code := cmdtest.InMode(t, c.Host, "dgram-user", gpingBin, append(args, c.TargetAddr4.String())...)
 		if code != 2 || out != "" || !strings.Contains(errOut, "cannot flood") {
 			t.Errorf("%v as nobody: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
 	}
 	// Root may.
-	out, _, code := inNS(t, c.Host, gpingBin, "-f", "-c", "200", c.TargetAddr4.String())
+	out, _, code := cmdtest.InNS(t, c.Host, gpingBin, "-f", "-c", "200", c.TargetAddr4.String())
 	if code != 0 || !strings.Contains(out, "200 packets transmitted, 200 received") || !strings.Contains(out, "ipg/ewma") {
 		t.Errorf("flood as root: exit %d\n%q", code, out)
 	}
@@ -389,7 +362,7 @@ func TestLabDuplicates(t *testing.T) {
 	}
 }
 `, c.HostAddr4))
-	out, errOut, code := inNS(t, c.Host, gpingBin, "-c", "3", "-i", "0.01", c.TargetAddr4.String())
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-c", "3", "-i", "0.01", c.TargetAddr4.String())
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -439,7 +412,7 @@ func TestLabFileCapability(t *testing.T) {
 		t.Skip("setpriv (util-linux) not installed")
 	}
 	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
-		out, errOut, code := inNS(t, c.Host, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-c", "2", "-i", "0.01", dst.String())
+		out, errOut, code := cmdtest.InNS(t, c.Host, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin, "-c", "2", "-i", "0.01", dst.String())
 		if code != 0 || !strings.Contains(out, "2 packets transmitted, 2 received") {
 			t.Errorf("%s as nobody with cap_net_raw+p: exit %d\n%s%s", dst, code, out, errOut)
 		}
@@ -600,7 +573,7 @@ func TestLabSignalAnyMoment(t *testing.T) {
 
 // TestClosedStdout: `gping ... | head -1` ends gping quietly when head exits.
 func TestClosedStdout(t *testing.T) {
-	needRoot(t)
+	cmdtest.NeedRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gpingBin, "-i", "0.005", "127.0.0.1")
@@ -821,7 +794,7 @@ func TestLabBadChecksum(t *testing.T) {
 	}
 }
 `)
-	out, errOut, code := inNS(t, c.Host, gpingBin, "--socket=raw", "-c", "3", "-i", "0.01", "-W", "0.3", c.TargetAddr4.String())
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "--socket=raw", "-c", "3", "-i", "0.01", "-W", "0.3", c.TargetAddr4.String())
 	if code != 1 || !strings.Contains(out, "3 packets transmitted, 0 received, 100% packet loss") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
@@ -857,7 +830,7 @@ func TestLabSocketOptions(t *testing.T) {
 		{"-I", c.HostAddr4.String()},
 		{"-Q", "0x20"},
 	} {
-		out, errOut, code := inNS(t, c.Host, gpingBin, append(args, "-c", "2", "-i", "0.01", c.TargetAddr4.String())...)
+		out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, append(args, "-c", "2", "-i", "0.01", c.TargetAddr4.String())...)
 		if code != 0 || !strings.Contains(out, "2 received") {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
 		}
@@ -869,12 +842,12 @@ func TestLabSocketOptions(t *testing.T) {
 		t.Errorf("%d requests from %s, want 6", n, c.HostAddr4)
 	}
 	// -M do: a packet over the link MTU is refused locally, not fragmented.
-	out, errOut, code := inNS(t, c.Host, gpingBin, "-M", "do", "-s", "2000", "-c", "1", "-W", "0.3", c.TargetAddr4.String())
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-M", "do", "-s", "2000", "-c", "1", "-W", "0.3", c.TargetAddr4.String())
 	if code == 0 || !strings.Contains(errOut+out, "essage too long") {
 		t.Errorf("-M do -s 2000: exit %d\n%s%s", code, out, errOut)
 	}
 	// Without -M do the same size goes out in fragments and is answered.
-	out, _, code = inNS(t, c.Host, gpingBin, "-M", "dont", "-s", "2000", "-c", "1", c.TargetAddr4.String())
+	out, _, code = cmdtest.InNS(t, c.Host, gpingBin, "-M", "dont", "-s", "2000", "-c", "1", c.TargetAddr4.String())
 	if code != 0 || !strings.Contains(out, "2008 bytes from") {
 		t.Errorf("-M dont -s 2000: exit %d\n%s", code, out)
 	}

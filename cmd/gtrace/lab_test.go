@@ -12,36 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gping/gping/internal/cmdtest"
 	"github.com/gping/gping/internal/netlab"
 )
-
-// inNS runs a program inside a lab namespace with a bound on its time.
-func inNS(t *testing.T, ns *netlab.NS, name string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	return runCmd(t, ns.Exec(ctx, name, args...))
-}
-
-// modes are the socket kinds gtrace is tested with. "dgram-user" runs gtrace as nobody in auto
-// mode, which must pick the ping socket that the test's namespace allows.
-var modes = []string{"raw", "dgram", "dgram-user"}
-
-func gtraceIn(t *testing.T, ns *netlab.NS, mode string, args ...string) (string, string, int) {
-	t.Helper()
-	switch mode {
-	case "raw", "dgram":
-		return inNS(t, ns, gtraceBin, append([]string{"--socket=" + mode}, args...)...)
-	case "dgram-user":
-		setpriv, err := exec.LookPath("setpriv")
-		if err != nil {
-			t.Skip("setpriv (util-linux) not installed: cannot run gtrace unprivileged")
-		}
-		return inNS(t, ns, setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", gtraceBin}, args...)...)
-	}
-	t.Fatalf("unknown mode %q", mode)
-	return "", "", 0
-}
 
 type family struct {
 	name    string
@@ -135,22 +108,22 @@ func wantHops(t *testing.T, out string, queries int, want []netip.Addr, silent .
 // TestLabChain: chains of 3 and 10 routers, both families, every socket kind: exactly the
 // N+1 hops in order, the target last, exit 0, and the shape of traceroute -I -n's output.
 func TestLabChain(t *testing.T) {
-	tr := needTraceroute(t)
+	tr := cmdtest.NeedTool(t, "traceroute")
 	lab := netlab.New(t)
 	for _, n := range []int{3, 10} {
 		c := lab.Chain(n)
 		c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 		for _, f := range families(c) {
-			for _, mode := range modes {
+			for _, mode := range cmdtest.Modes {
 				t.Run(fmt.Sprintf("%d/%s/%s", n, f.name, mode), func(t *testing.T) {
-					out, errOut, code := gtraceIn(t, c.Host, mode, "-n", f.dst.String())
+					out, errOut, code := cmdtest.InMode(t, c.Host, mode, gtraceBin, "-n", f.dst.String())
 					if code != 0 || errOut != "" {
 						t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 					}
 					wantHops(t, out, 3, f.path())
 					if mode == "raw" {
-						theirs, _, _ := inNS(t, c.Host, tr, "-I", "-n", f.dst.String())
-						sameShape(t, out, theirs)
+						theirs, _, _ := cmdtest.InNS(t, c.Host, tr, "-I", "-n", f.dst.String())
+						cmdtest.SameShape(t, out, theirs)
 					}
 				})
 			}
@@ -162,16 +135,16 @@ func TestLabChain(t *testing.T) {
 // goes on to the target, and the line looks like traceroute's. With the default -w 5,3,10 the
 // silent hop takes its NEAR wait, not 5 s: the whole run is over within a second.
 func TestLabSilentRouter(t *testing.T) {
-	tr := needTraceroute(t)
+	tr := cmdtest.NeedTool(t, "traceroute")
 	lab := netlab.New(t)
 	c := lab.Chain(4)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	c.Routers[1].NoTimeExceeded(t)
 	for _, f := range families(c) {
-		for _, mode := range modes[:2] {
+		for _, mode := range cmdtest.Modes[:2] {
 			t.Run(f.name+"/"+mode, func(t *testing.T) {
 				start := time.Now()
-				out, errOut, code := gtraceIn(t, c.Host, mode, "-n", f.dst.String())
+				out, errOut, code := cmdtest.InMode(t, c.Host, mode, gtraceBin, "-n", f.dst.String())
 				if code != 0 || errOut != "" {
 					t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 				}
@@ -179,8 +152,8 @@ func TestLabSilentRouter(t *testing.T) {
 				if d := time.Since(start); d > time.Second {
 					t.Errorf("took %v", d)
 				}
-				theirs, _, _ := inNS(t, c.Host, tr, "-I", "-n", f.dst.String())
-				sameShape(t, out, theirs)
+				theirs, _, _ := cmdtest.InNS(t, c.Host, tr, "-I", "-n", f.dst.String())
+				cmdtest.SameShape(t, out, theirs)
 			})
 		}
 	}
@@ -189,16 +162,16 @@ func TestLabSilentRouter(t *testing.T) {
 // TestLabAdminProhibited: a router refusing to forward to the target gives "!X" on every
 // probe of the hop where its filter acts, the trace ends there, and the exit is 1.
 func TestLabAdminProhibited(t *testing.T) {
-	tr := needTraceroute(t)
+	tr := cmdtest.NeedTool(t, "traceroute")
 	lab := netlab.New(t)
 	c := lab.Chain(3)
 	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	c.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(c.TargetAddr4, 32))
 	c.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(c.TargetAddr6, 128))
 	for _, f := range families(c) {
-		for _, mode := range modes {
+		for _, mode := range cmdtest.Modes {
 			t.Run(f.name+"/"+mode, func(t *testing.T) {
-				out, errOut, code := gtraceIn(t, c.Host, mode, "-n", f.dst.String())
+				out, errOut, code := cmdtest.InMode(t, c.Host, mode, gtraceBin, "-n", f.dst.String())
 				if code != 1 || errOut != "" {
 					t.Fatalf("exit %d, want 1; stderr %q\n%s", code, errOut, out)
 				}
@@ -216,8 +189,8 @@ func TestLabAdminProhibited(t *testing.T) {
 					}
 				}
 				if mode == "raw" {
-					theirs, _, _ := inNS(t, c.Host, tr, "-I", "-n", f.dst.String())
-					sameShape(t, out, theirs)
+					theirs, _, _ := cmdtest.InNS(t, c.Host, tr, "-I", "-n", f.dst.String())
+					cmdtest.SameShape(t, out, theirs)
 				}
 			})
 		}
@@ -228,7 +201,7 @@ func TestLabAdminProhibited(t *testing.T) {
 // gtrace -q 3 prints every hop with no "*", also right after traceroute and an earlier gtrace
 // have used up each router's burst of 6.
 func TestLabRateLimit(t *testing.T) {
-	tr := needTraceroute(t)
+	tr := cmdtest.NeedTool(t, "traceroute")
 	lab := netlab.New(t)
 	c := lab.Chain(10)
 	for _, r := range c.Routers {
@@ -236,14 +209,14 @@ func TestLabRateLimit(t *testing.T) {
 	}
 	for _, f := range families(c) {
 		t.Run(f.name, func(t *testing.T) {
-			out, errOut, code := gtraceIn(t, c.Host, "raw", "-n", "-q", "3", f.dst.String())
+			out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "-n", "-q", "3", f.dst.String())
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 			}
 			wantHops(t, out, 3, f.path())
-			inNS(t, c.Host, tr, "-I", "-n", "-q", "3", f.dst.String())
+			cmdtest.InNS(t, c.Host, tr, "-I", "-n", "-q", "3", f.dst.String())
 			start := time.Now()
-			out, errOut, code = gtraceIn(t, c.Host, "raw", "-n", "-q", "3", f.dst.String())
+			out, errOut, code = cmdtest.InMode(t, c.Host, "raw", gtraceBin, "-n", "-q", "3", f.dst.String())
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 			}
@@ -318,7 +291,7 @@ func TestLabReport(t *testing.T) {
 	f := families(c)[0]
 	t.Run("clean", func(t *testing.T) {
 		for _, fam := range families(c) {
-			out, errOut, code := gtraceIn(t, c.Host, "raw", "--report", "-c", "5", "--interval", "0", "-n", fam.dst.String())
+			out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "--report", "-c", "5", "--interval", "0", "-n", fam.dst.String())
 			if code != 0 || errOut != "" {
 				t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 			}
@@ -334,7 +307,7 @@ func TestLabReport(t *testing.T) {
 			if _, err := exec.LookPath("mtr"); err != nil || fam.dst.Is6() {
 				continue // mtr takes seconds: one family is enough to compare the layout
 			}
-			theirs, _, _ := inNS(t, c.Host, "mtr", "-r", "-c", "2", "-n", fam.dst.String())
+			theirs, _, _ := cmdtest.InNS(t, c.Host, "mtr", "-r", "-c", "2", "-n", fam.dst.String())
 			ours := strings.Split(out, "\n")
 			mine := strings.Split(theirs, "\n")
 			if len(ours) != len(mine) {
@@ -351,7 +324,7 @@ func TestLabReport(t *testing.T) {
 	t.Run("loss", func(t *testing.T) {
 		c.Routers[1].DropPercent(t, 30)
 		const rounds = 40
-		out, errOut, code := gtraceIn(t, c.Host, "raw", "--report", "-c", strconv.Itoa(rounds), "--interval", "0", "-n", f.dst.String())
+		out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "--report", "-c", strconv.Itoa(rounds), "--interval", "0", "-n", f.dst.String())
 		if code != 0 || errOut != "" {
 			t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
 		}
