@@ -387,3 +387,41 @@ func TestLabRateLimitSilentRouter(t *testing.T) {
 		t.Errorf("no retries: the rate limit did not bite")
 	}
 }
+
+// TestLabParisFlow: every probe of a trace, at every TTL and retry, carries the trace's ICMP
+// checksum (counted on the wire by nftables at the first router, which sees them all), and
+// Classic lets it vary.
+func TestLabParisFlow(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(3)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	c.Routers[0].Nft(t, `table ip gpingparis {
+	counter flowck { }
+	chain pre {
+		type filter hook prerouting priority 0; policy accept;
+		icmp type echo-request icmp checksum 0x6b6b counter name flowck
+	}
+}
+`)
+	count := func() int {
+		out := c.Routers[0].MustRun(t, "nft", "list", "counter", "ip", "gpingparis", "flowck")
+		var n int
+		fmt.Sscanf(out[strings.Index(out, "packets"):], "packets %d", &n)
+		return n
+	}
+	before := 0
+	for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+		e := labEngine(t, c.Host, mode, icmp.IPv4)
+		res, _ := trace(t, e, c.TargetAddr4, &Config{Flow: 0x6b6b})
+		wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+		if got := count() - before; got != res.Sent || got == 0 {
+			t.Errorf("%s: %d probes on the wire with the flow's checksum, %d sent", mode, got, res.Sent)
+		}
+		before = count()
+		res, _ = trace(t, e, c.TargetAddr4, &Config{Flow: 0x6b6b, Classic: true})
+		if got := count() - before; got > 1 {
+			t.Errorf("%s classic: %d of %d probes carried one checksum", mode, got, res.Sent)
+		}
+		before = count()
+	}
+}

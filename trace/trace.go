@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
+	"github.com/gping/gping/icmp"
 	"github.com/gping/gping/probe"
 )
 
@@ -82,6 +84,13 @@ type Config struct {
 	// time between two retries of one hop; 0: DefaultRetryAfter. A RetryAfter not shorter than
 	// Wait disables retries.
 	RetryAfter time.Duration
+	// Flow is the ICMP checksum every probe of the trace carries (Paris traceroute: routers
+	// that balance equal-cost paths hash ICMP on it, so all probes follow one path); 0 picks
+	// one at random per trace. Classic turns this off and lets the checksum vary with each
+	// probe's sequence, as traceroute does. A payload under 18 bytes has no room for the
+	// compensating word, and is classic.
+	Flow    uint16
+	Classic bool
 	// Here and Near shorten the wait as traceroute's -w MAX,HERE,NEAR do (Wait being MAX):
 	// once a query of a hop is answered, the other queries of that hop wait only Here times
 	// its RTT; a hop none of whose queries is answered waits Near times the RTT of the nearest
@@ -239,6 +248,7 @@ type event struct {
 type tracer struct {
 	e      *probe.Engine
 	dst    netip.Addr
+	flow   uint16 // the probes' fixed ICMP checksum, 0 for classic
 	cfg    Config
 	onHop  func(Hop)
 	hops   []hop // index ttl-First
@@ -278,8 +288,15 @@ func Run(ctx context.Context, e *probe.Engine, dst netip.Addr, cfg *Config, onHo
 	if !dst.IsValid() || dst.IsUnspecified() {
 		return Result{}, fmt.Errorf("%w: destination %v", ErrConfig, dst)
 	}
+	flow := c.Flow
+	switch {
+	case c.Classic || c.Size < icmp.FlowWordOffset+2:
+		flow = 0
+	case flow == 0:
+		flow = uint16(rand.Uint32()) | 1
+	}
 	t := &tracer{
-		e: e, dst: dst, cfg: c, onHop: onHop,
+		e: e, dst: dst, cfg: c, onHop: onHop, flow: flow,
 		hops: make([]hop, c.Max-c.First+1),
 		// Every live attempt owes at most one event, and at most two attempts of each of at
 		// most Parallel busy queries are live: the engine's callback never blocks on this
@@ -431,7 +448,7 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) error {
 	events := t.events
 	req := probe.Request{
-		Dst: t.dst, Size: t.cfg.Size, TTL: ttl, Timeout: timeout,
+		Dst: t.dst, Size: t.cfg.Size, TTL: ttl, Timeout: timeout, Flow: t.flow,
 		OnResult: func(r probe.Result) {
 			// Duplicates and late answers add nothing to a trace (and may come after Run has
 			// returned, when nothing reads events); every other outcome comes once per attempt.

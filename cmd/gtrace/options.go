@@ -49,6 +49,7 @@ type options struct {
 	version   bool
 	// report is --report: count rounds (0: until interrupted), their starts interval apart.
 	report   bool
+	classic  bool // --classic: no Paris flow
 	count    int
 	interval time.Duration
 }
@@ -106,6 +107,7 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("sendwait", "z", "minimal time interval between probes")
 	str("socket", "", "socket kind: auto, raw or dgram")
 	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
+	fs.BoolVar(&o.classic, "classic", false, "let the ICMP checksum vary per probe (no Paris flow)")
 	str("report-cycles", "c", "number of rounds of --report")
 	str("interval", "", "seconds between the starts of --report rounds")
 	fs.BoolVarP(&o.help, "help", "h", false, "print help and exit")
@@ -304,6 +306,9 @@ Options:
                               Minimal time interval between probes (default 0); above 10 it is
                               milliseconds, else seconds
   --socket kind               auto (default: ping socket, else raw), raw or dgram
+  --classic                   Let each probe's ICMP checksum vary, as traceroute does; by
+                              default all probes carry one checksum (Paris traceroute), so
+                              load-balancing routers send them down one path
   --report                    Trace the path in rounds, then print mtr's report table; one
                               probe per hop per round unless -q is given, no retries, so
                               that Loss% is the probes' own loss

@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := trace.Config{
 		First: o.first, Max: o.max, Queries: o.queries, Parallel: o.parallel,
 		Wait: o.wait, Here: o.here, Near: o.near, Size: payload, SendWait: o.sendwait,
+		Classic: o.classic,
 	}
 	names := newNamer(ctx, !o.numeric)
 	if o.report {
