@@ -514,6 +514,7 @@ type arrival struct {
 	errno      syscall.Errno
 	// quoted: the payload is a quote of our request (ICMP error), not an echoed copy.
 	quoted bool
+	ext    []byte // RFC 4884 extensions of an ICMP error, aliasing the read buffer
 }
 
 func (e *Engine) handle(s *socket, pkt *rawsock.Packet, msg *icmp.Message, now time.Time) {
@@ -571,6 +572,7 @@ func (e *Engine) handle(s *socket, pkt *rawsock.Packet, msg *icmp.Message, now t
 		a.outcome, a.quoted = ICMPError, true
 		a.dst, a.seq, a.payload = q.Dst.Unmap(), q.ICMPSeq, q.Payload
 		a.kind, a.typ, a.code, a.mtu = msg.Kind, msg.Type, msg.Code, msg.MTU
+		a.ext = msg.Extensions
 	default:
 		e.counters.foreign.Add(1)
 		return
@@ -632,6 +634,9 @@ func (e *Engine) match(s *socket, a *arrival) {
 	e.mu.Unlock()
 
 	res.RTT = rtt(ent.sent, a.now, a.kernelTime)
+	if len(a.ext) > 0 {
+		res.Extensions = append([]byte(nil), a.ext...) // the read buffer is reused
+	}
 	switch res.Outcome {
 	case Reply:
 		e.counters.replies.Add(1)

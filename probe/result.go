@@ -84,6 +84,10 @@ type Result struct {
 	Type, Code uint8
 	MTU        int
 	Errno      syscall.Errno
+	// Extensions is the RFC 4884 extension structure of an ICMP error, for icmp.ParseExtensions
+	// (MPLS label stacks, interface information); nil when the error had none, and always on
+	// datagram sockets, whose error queue does not pass it on.
+	Extensions []byte
 	// Corrupted is set on a reply whose payload differs from the request's.
 	Corrupted bool
 	// Err is the reason for a Canceled outcome (ErrClosed or the context's error).

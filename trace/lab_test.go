@@ -2,9 +2,11 @@ package trace
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/gping/gping/icmp"
 	"github.com/gping/gping/internal/netlab"
+	"github.com/gping/gping/internal/responder"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
 )
@@ -423,5 +426,50 @@ func TestLabParisFlow(t *testing.T) {
 			t.Errorf("%s classic: %d of %d probes carried one checksum", mode, got, res.Sent)
 		}
 		before = count()
+	}
+}
+
+// mplsExtension builds an RFC 4884 extension structure holding one RFC 4950 MPLS label stack.
+func mplsExtension(labels ...icmp.MPLSLabel) []byte {
+	obj := []byte{0, byte(4 + 4*len(labels)), 1, 1} // length, class 1 (MPLS stack), c-type 1
+	for _, l := range labels {
+		v := l.Label<<12 | uint32(l.TC&7)<<9 | uint32(l.TTL)
+		if l.S {
+			v |= 1 << 8
+		}
+		obj = binary.BigEndian.AppendUint32(obj, v)
+	}
+	ext := append([]byte{0x20, 0, 0, 0}, obj...) // version 2
+	binary.BigEndian.PutUint16(ext[2:], icmp.Checksum(ext))
+	return ext
+}
+
+// TestLabMPLSExtensions: a time exceeded carrying an RFC 4950 label stack (sent by the
+// responder, as an MPLS router would) reaches the hop's result, for both families on raw
+// sockets, where the whole ICMP message is seen.
+func TestLabMPLSExtensions(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	want := []icmp.MPLSLabel{{Label: 24006, TC: 0, S: false, TTL: 1}, {Label: 299776, TC: 5, S: true, TTL: 1}}
+	ext := mplsExtension(want...)
+	responder.MustStart(t, c.Target, &responder.Config{Script: func(_ int, req *responder.Request) []responder.Action {
+		if req.TTL == 1 {
+			return []responder.Action{{Kind: responder.KindTimeExceeded, Quote: responder.QuoteLong, Extensions: ext}}
+		}
+		return []responder.Action{responder.Normal()}
+	}})
+	for _, dst := range []netip.Addr{c.TargetAddr4, c.TargetAddr6} {
+		e := labEngine(t, c.Host, rawsock.Privileged, icmp.FamilyOf(dst))
+		res, _ := trace(t, e, dst, &Config{Queries: 1})
+		if len(res.Hops) != 2 || !res.Reached {
+			t.Fatalf("%v: %+v", dst, res)
+		}
+		got := res.Hops[0].Probes[0].MPLS
+		if !slices.Equal(got, want) {
+			t.Errorf("%v: hop 1 MPLS %+v, want %+v", dst, got, want)
+		}
+		if res.Hops[1].Probes[0].MPLS != nil {
+			t.Errorf("%v: the echo reply has labels %+v", dst, res.Hops[1].Probes[0].MPLS)
+		}
 	}
 }

@@ -48,10 +48,11 @@ type options struct {
 	help      bool
 	version   bool
 	// report is --report: count rounds (0: until interrupted), their starts interval apart.
-	report   bool
-	classic  bool // --classic: no Paris flow
-	count    int
-	interval time.Duration
+	report     bool
+	classic    bool // --classic: no Paris flow
+	extensions bool // -e: show ICMP extensions (MPLS label stacks)
+	count      int
+	interval   time.Duration
 }
 
 // usageError is a command-line problem: one line on stderr and exit 2.
@@ -108,6 +109,7 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("socket", "", "socket kind: auto, raw or dgram")
 	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
 	fs.BoolVar(&o.classic, "classic", false, "let the ICMP checksum vary per probe (no Paris flow)")
+	fs.BoolVarP(&o.extensions, "extensions", "e", false, "show ICMP extensions (RFC 4950 MPLS labels)")
 	str("report-cycles", "c", "number of rounds of --report")
 	str("interval", "", "seconds between the starts of --report rounds")
 	fs.BoolVarP(&o.help, "help", "h", false, "print help and exit")
@@ -275,7 +277,7 @@ func checkHostName(h string) error {
 
 const usageText = `
 Usage:
-  gtrace [ -46In ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
+  gtrace [ -46eIn ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
          [ -s src_addr ] [ -t tos ] [ -w MAX,HERE,NEAR ] [ -z sendwait ] [ --socket kind ]
          [ --report [ -c count ] [ --interval secs ] ] host [ packetlen ]
 Options:
@@ -306,6 +308,7 @@ Options:
                               Minimal time interval between probes (default 0); above 10 it is
                               milliseconds, else seconds
   --socket kind               auto (default: ping socket, else raw), raw or dgram
+  -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950)
   --classic                   Let each probe's ICMP checksum vary, as traceroute does; by
                               default all probes carry one checksum (Paris traceroute), so
                               load-balancing routers send them down one path

@@ -21,8 +21,10 @@ func header(host string, dst netip.Addr, maxTTL, packetLen int) string {
 // hopLine is traceroute's line for one hop: the TTL right-aligned in two columns, then for each
 // probe "*" or its time, the answering address shown before the first answer and again
 // whenever a probe answers from another address than the answered probe before it, and the
-// probe's mark after its time. label renders an address ("addr" or "name (addr)").
-func hopLine(h trace.Hop, label func(netip.Addr) string) string {
+// probe's mark after its time. label renders an address ("addr" or "name (addr)"). With ext
+// (traceroute -e), an MPLS label stack the router reported follows its address as
+// traceroute prints it: <MPLS:L=label,E=tc,S=bottom,T=ttl/...>.
+func hopLine(h trace.Hop, label func(netip.Addr) string, ext bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%2d ", h.TTL)
 	var last netip.Addr
@@ -33,6 +35,20 @@ func hopLine(h trace.Hop, label func(netip.Addr) string) string {
 		}
 		if !last.IsValid() || p.From != last {
 			b.WriteString(" " + label(p.From))
+			if ext && len(p.MPLS) > 0 {
+				b.WriteString(" <MPLS:")
+				for i, l := range p.MPLS {
+					if i > 0 {
+						b.WriteByte('/')
+					}
+					s := 0
+					if l.S {
+						s = 1
+					}
+					fmt.Fprintf(&b, "L=%d,E=%d,S=%d,T=%d", l.Label, l.TC, s, l.TTL)
+				}
+				b.WriteByte('>')
+			}
 			last = p.From
 		}
 		fmt.Fprintf(&b, "  %.3f ms", float64(p.RTT)/float64(time.Millisecond))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gping/gping/icmp"
 	"github.com/gping/gping/trace"
 )
 
@@ -55,7 +56,7 @@ func TestHopLine(t *testing.T) {
 			"255  198.18.9.2  1234.568 ms\n"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := hopLine(c.hop, netip.Addr.String); got != c.want {
+			if got := hopLine(c.hop, netip.Addr.String, false); got != c.want {
 				t.Errorf("got  %q\nwant %q", got, c.want)
 			}
 		})
@@ -67,7 +68,7 @@ func TestHopLine(t *testing.T) {
 	n.names[b] = &lookup{done: make(chan struct{}), name: b.String()}
 	close(n.names[b].done)
 	h := trace.Hop{TTL: 1, Probes: []trace.ProbeResult{ok(a, ms(1)), ok(b, ms(2))}}
-	if got, want := hopLine(h, n.label), " 1  r1.example (198.18.0.2)  1.000 ms 198.18.9.2 (198.18.9.2)  2.000 ms\n"; got != want {
+	if got, want := hopLine(h, n.label, false), " 1  r1.example (198.18.0.2)  1.000 ms 198.18.9.2 (198.18.9.2)  2.000 ms\n"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 	if got := newNamer(context.Background(), false).label(a); got != "198.18.0.2" {
@@ -102,5 +103,21 @@ func TestReportTable(t *testing.T) {
 		" 12.|-- 198.18.0.2                 0.0%    10  1234.  12.3   1.0 99999   7.0\n"
 	if got := reportTable(start, "vm", rows, netip.Addr.String); got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestHopLineMPLS: with -e the label stack follows the address, as traceroute -e prints it;
+// without -e it is not shown.
+func TestHopLineMPLS(t *testing.T) {
+	a := netip.MustParseAddr("198.18.0.2")
+	h := trace.Hop{TTL: 3, Probes: []trace.ProbeResult{
+		{From: a, RTT: time.Millisecond, MPLS: []icmp.MPLSLabel{{Label: 24006, TTL: 1}, {Label: 16, TC: 5, S: true, TTL: 1}}},
+		{From: a, RTT: 2 * time.Millisecond},
+	}}
+	if got, want := hopLine(h, netip.Addr.String, true), " 3  198.18.0.2 <MPLS:L=24006,E=0,S=0,T=1/L=16,E=5,S=1,T=1>  1.000 ms  2.000 ms\n"; got != want {
+		t.Errorf("-e:\n got %q\nwant %q", got, want)
+	}
+	if got, want := hopLine(h, netip.Addr.String, false), " 3  198.18.0.2  1.000 ms  2.000 ms\n"; got != want {
+		t.Errorf("no -e:\n got %q\nwant %q", got, want)
 	}
 }

@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	go func() {
 		defer close(printed)
 		for h := range hops {
-			fmt.Fprint(out, hopLine(h, names.label))
+			fmt.Fprint(out, hopLine(h, names.label, o.extensions))
 			out.Flush()
 		}
 	}()

@@ -53,6 +53,10 @@ type Action struct {
 	Kind  Kind
 	Code  uint8 // Destination Unreachable code (KindUnreachable)
 	Quote Quote // how errors quote the request
+	// Extensions, if set on an error, is an RFC 4884 extension structure (header and objects)
+	// appended after the quote, which is padded to the 128 octets RFC 4884 asks for and
+	// announced in the length field.
+	Extensions []byte
 
 	Copies int           // extra identical copies sent right after the packet
 	Delay  time.Duration // send this long after the request arrived (time.AfterFunc)

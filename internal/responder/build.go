@@ -114,6 +114,20 @@ func errorMessage(a *Action, in *inbound) []byte {
 		quoted = quoted[:max(room, 0)]
 	}
 	b = append(b, quoted...)
+	if len(a.Extensions) > 0 {
+		// RFC 4884: the original datagram, zero-padded to 128 octets, its length in the header
+		// (32-bit words for ICMPv4, 64-bit words for ICMPv6), then the extension structure.
+		for len(b) < 8+128 {
+			b = append(b, 0)
+		}
+		b = b[:8+128]
+		if r.Family == icmp.IPv4 {
+			b[5] = 128 / 4
+		} else {
+			b[4] = 128 / 8
+		}
+		b = append(b, a.Extensions...)
+	}
 	if r.Family == icmp.IPv4 {
 		binary.BigEndian.PutUint16(b[2:], icmp.Checksum(b))
 	}
