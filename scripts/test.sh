@@ -36,7 +36,18 @@ echo "== non-Linux build"
 GOOS=darwin go build ./... && GOOS=freebsd go build ./...
 
 echo "== go test -race"
-go test -race -count=1 -timeout 20m ./...
+testlog=$(mktemp)
+set +e
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee "$testlog"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -c '^ok' "$testlog" || true)
+failed=$(grep -cE '^(FAIL|--- FAIL)' "$testlog" || true)
+rm -f "$testlog"
+if [ "$status" -ne 0 ]; then
+	echo "packages: $passed passed, $failed failed"
+	exit "$status"
+fi
 
 echo "== soak: 10^6 probes, memory and goroutines flat (without -race, which would swamp it)"
 go test -count=1 -run '^TestSoak$' -v ./probe/ | grep -E '^(=== RUN|--- |\s+soak_test|ok|FAIL)'
@@ -60,3 +71,4 @@ for pkg in $(go list ./...); do
 	done
 done
 echo "all checks passed"
+echo "packages: $passed passed, 0 failed"
