@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/cli"
 	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
@@ -152,11 +153,11 @@ func parseFping(args []string) (*fpOptions, error) {
 	v6 := fs.BoolP("ipv6", "6", false, "IPv6 only")
 	sock := fs.String("socket", "auto", "socket kind: auto, raw or dgram")
 	if err := fs.Parse(args); err != nil {
-		return nil, badArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+		return nil, cli.BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
 	}
 	switch {
 	case *v4 && *v6:
-		return nil, badArg("can't specify both -4 and -6")
+		return nil, cli.BadArg("can't specify both -4 and -6")
 	case *v4:
 		o.family = 4
 	case *v6:
@@ -168,11 +169,11 @@ func parseFping(args []string) (*fpOptions, error) {
 		o.count = *count
 	}
 	if (fs.Changed("count") || fs.Changed("vcount")) && o.count < 1 {
-		return nil, badArg("count must be at least 1")
+		return nil, cli.BadArg("count must be at least 1")
 	}
 	ms := func(name string, v float64, lo float64) (time.Duration, error) {
 		if math.IsNaN(v) || v < lo || v > 3.6e6 {
-			return 0, badArg("invalid -%s value: %v", name, v)
+			return 0, cli.BadArg("invalid -%s value: %v", name, v)
 		}
 		return time.Duration(v * float64(time.Millisecond)), nil
 	}
@@ -190,25 +191,25 @@ func parseFping(args []string) (*fpOptions, error) {
 		return nil, err
 	}
 	if o.retries < 0 || o.retries > 100 {
-		return nil, badArg("invalid -r value: %d", o.retries)
+		return nil, cli.BadArg("invalid -r value: %d", o.retries)
 	}
 	if o.retries == 0 {
 		o.retries = -1 // SweepConfig's "none"
 	}
 	if math.IsNaN(o.backoff) || o.backoff < 1 || o.backoff > 5 {
-		return nil, badArg("invalid -B value: %v (1 to 5)", o.backoff)
+		return nil, cli.BadArg("invalid -B value: %v (1 to 5)", o.backoff)
 	}
 	if o.size < 0 || o.size > probe.MaxPayload6 {
-		return nil, badArg("invalid -b value: %d", o.size)
+		return nil, cli.BadArg("invalid -b value: %d", o.size)
 	}
 	if o.size == 0 {
 		o.size = probe.EmptyPayload
 	}
 	if math.IsNaN(o.rate) || o.rate < 0 {
-		return nil, badArg("invalid --rate value: %v", o.rate)
+		return nil, cli.BadArg("invalid --rate value: %v", o.rate)
 	}
 	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
-		return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
+		return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
 	}
 	o.words = fs.Args()
 	if fs.Changed("generate") && len(o.words) == 2 {
@@ -220,7 +221,7 @@ func parseFping(args []string) (*fpOptions, error) {
 		}
 	}
 	if len(o.words) == 0 && o.file == "" {
-		return nil, badArg("usage error: no targets")
+		return nil, cli.BadArg("usage error: no targets")
 	}
 	return o, nil
 }

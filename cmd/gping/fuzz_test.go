@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/gping/gping/internal/cli"
 )
 
 // FuzzParseOptions: any command line (arguments separated by NUL in the input) is either
@@ -25,7 +27,7 @@ func FuzzParseOptions(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		o, err := parseOptions(strings.Split(in, "\x00"))
 		if err != nil {
-			if _, ok := err.(*usageError); !ok {
+			if _, ok := err.(*cli.UsageError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			if strings.ContainsRune(err.Error(), '\n') {
@@ -40,7 +42,7 @@ func FuzzParseOptions(f *testing.F) {
 			o.interval < 0 || o.timeout < 0 || o.deadline < 0 || o.preload < 0 {
 			t.Fatalf("out of range: %+v", o)
 		}
-		if checkHostName(o.host) != nil {
+		if cli.CheckHost(o.host, "usage error: Destination address required") != nil {
 			t.Fatalf("accepted host %q", o.host)
 		}
 	})

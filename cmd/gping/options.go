@@ -2,18 +2,16 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/netip"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/pflag"
 
-	"github.com/gping/gping/internal/hostname"
+	"github.com/gping/gping/internal/cli"
 	"github.com/gping/gping/rawsock"
 )
 
@@ -50,36 +48,8 @@ type options struct {
 	host        string
 }
 
-// usageError is a command-line problem: one line on stderr and exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-// badArg builds a usage error. Arguments are the user's bytes: control characters and anything
-// outside printable ASCII are escaped so that the one-line message stays one line and cannot
-// drive the terminal.
-func badArg(format string, a ...any) error { return &usageError{escape(fmt.Sprintf(format, a...))} }
-
-func escape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case r < 0x20 || r >= 0x7f:
-			q := strconv.QuoteRuneToASCII(r)
-			b.WriteString(q[1 : len(q)-1])
-		default:
-			b.WriteRune(r)
-		}
-		i += n
-	}
-	return b.String()
-}
-
 func outOfRange(v string, lo, hi int64) error {
-	return badArg("invalid argument: '%s': out of range: %d <= value <= %d", v, lo, hi)
+	return cli.BadArg("invalid argument: '%s': out of range: %d <= value <= %d", v, lo, hi)
 }
 
 func parseInt(v string, lo, hi int64) (int64, error) {
@@ -89,7 +59,7 @@ func parseInt(v string, lo, hi int64) (int64, error) {
 		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
 			return 0, outOfRange(v, lo, hi)
 		}
-		return 0, badArg("invalid argument: '%s'", v)
+		return 0, cli.BadArg("invalid argument: '%s'", v)
 	}
 	if n < lo || n > hi {
 		return 0, outOfRange(v, lo, hi)
@@ -101,7 +71,7 @@ func parseInt(v string, lo, hi int64) (int64, error) {
 func parseSeconds(flag, v string, max float64) (time.Duration, error) {
 	f, err := strconv.ParseFloat(v, 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > max {
-		return 0, badArg("bad %s value: '%s'", flag, v)
+		return 0, cli.BadArg("bad %s value: '%s'", flag, v)
 	}
 	return time.Duration(f * float64(time.Second)), nil
 }
@@ -146,7 +116,7 @@ func parseOptions(args []string) (*options, error) {
 	raw := map[string]*string{}
 	fs := newFlagSet(o, raw)
 	if err := fs.Parse(args); err != nil {
-		return nil, badArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+		return nil, cli.BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
 	}
 	if o.help || o.version {
 		return o, nil
@@ -156,7 +126,7 @@ func parseOptions(args []string) (*options, error) {
 	}
 	if v, _ := fs.GetBool("ipv6"); v {
 		if o.family == 4 {
-			return nil, badArg("only one -4 or -6 option may be specified")
+			return nil, cli.BadArg("only one -4 or -6 option may be specified")
 		}
 		o.family = 6
 	}
@@ -184,7 +154,7 @@ func parseOptions(args []string) (*options, error) {
 			return nil, err
 		}
 		if d == 0 {
-			return nil, badArg("bad linger time: '%s'", v)
+			return nil, cli.BadArg("bad linger time: '%s'", v)
 		}
 		o.timeout = d
 	}
@@ -234,7 +204,7 @@ func parseOptions(args []string) (*options, error) {
 		if a, err := netip.ParseAddr(v); err == nil {
 			o.source = a
 		} else if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t") {
-			return nil, badArg("invalid argument: '%s': not an interface name or address", v)
+			return nil, cli.BadArg("invalid argument: '%s': not an interface name or address", v)
 		} else {
 			o.iface = v
 		}
@@ -250,13 +220,13 @@ func parseOptions(args []string) (*options, error) {
 		case "probe":
 			o.pmtu = rawsock.PMTUProbe
 		default:
-			return nil, badArg("invalid -M argument: %s", v)
+			return nil, cli.BadArg("invalid -M argument: %s", v)
 		}
 	}
 	if v, ok := set("socket"); ok {
 		m, err := rawsock.ParseMode(v)
 		if err != nil {
-			return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
+			return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
 		}
 		o.socket = m
 	}
@@ -266,28 +236,16 @@ func parseOptions(args []string) (*options, error) {
 	rest := fs.Args()
 	switch len(rest) {
 	case 0:
-		return nil, badArg("usage error: Destination address required")
+		return nil, cli.BadArg("usage error: Destination address required")
 	case 1:
 	default:
-		return nil, badArg("usage error: only one destination may be given (got '%s')", strings.Join(rest, " "))
+		return nil, cli.BadArg("usage error: only one destination may be given (got '%s')", strings.Join(rest, " "))
 	}
 	o.host = rest[0]
-	if err := checkHostName(o.host); err != nil {
+	if err := cli.CheckHost(o.host, "usage error: Destination address required"); err != nil {
 		return nil, err
 	}
 	return o, nil
-}
-
-// checkHostName refuses, as a usage error, a destination no resolver should be asked about
-// (see hostname.Check).
-func checkHostName(h string) error {
-	if h == "" {
-		return badArg("usage error: Destination address required")
-	}
-	if err := hostname.Check(h); err != nil {
-		return badArg("%v", err)
-	}
-	return nil
 }
 
 const usageText = `

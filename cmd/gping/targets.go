@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gping/gping/internal/cli"
 	"github.com/gping/gping/internal/hostname"
 )
 
@@ -130,7 +131,7 @@ func resolveHosts(ctx context.Context, words []string, family int) ([]host, erro
 		if h.addr.IsValid() {
 			continue
 		}
-		if err := checkHostName(h.name); err != nil {
+		if err := cli.CheckHost(h.name, "usage error: Destination address required"); err != nil {
 			h.err = err
 			continue
 		}

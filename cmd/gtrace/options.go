@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net/netip"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/gping/gping/internal/hostname"
+	"github.com/gping/gping/internal/cli"
 	"github.com/gping/gping/rawsock"
 	"github.com/gping/gping/trace"
 )
@@ -55,24 +54,17 @@ type options struct {
 	interval   time.Duration
 }
 
-// usageError is a command-line problem: one line on stderr and exit 2.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-func badArg(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
-
 func parseInt(flag, v string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil {
 		var ne *strconv.NumError
 		if !errors.As(err, &ne) || !errors.Is(ne.Err, strconv.ErrRange) {
-			return 0, badArg("invalid %s argument: '%s'", flag, v)
+			return 0, cli.BadArg("invalid %s argument: '%s'", flag, v)
 		}
 		n = math.MaxInt
 	}
 	if n < lo || n > hi {
-		return 0, badArg("%s argument '%s' out of range %d..%d", flag, v, lo, hi)
+		return 0, cli.BadArg("%s argument '%s' out of range %d..%d", flag, v, lo, hi)
 	}
 	return n, nil
 }
@@ -126,7 +118,7 @@ func parseOptions(args []string) (*options, error) {
 	raw := map[string]*string{}
 	fs := newFlagSet(o, raw)
 	if err := fs.Parse(args); err != nil {
-		return nil, badArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+		return nil, cli.BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
 	}
 	if o.help || o.version {
 		return o, nil
@@ -136,7 +128,7 @@ func parseOptions(args []string) (*options, error) {
 	}
 	if v, _ := fs.GetBool("ipv6"); v {
 		if o.family == 4 {
-			return nil, badArg("only one -4 or -6 option may be specified")
+			return nil, cli.BadArg("only one -4 or -6 option may be specified")
 		}
 		o.family = 6
 	}
@@ -155,7 +147,7 @@ func parseOptions(args []string) (*options, error) {
 		}
 	}
 	if o.first > o.max {
-		return nil, badArg("first hop %d is beyond max hops %d", o.first, o.max)
+		return nil, cli.BadArg("first hop %d is beyond max hops %d", o.first, o.max)
 	}
 	if v, ok := set("queries"); ok {
 		if o.queries, err = parseInt("-q", v, 1, trace.MaxQueries); err != nil {
@@ -172,7 +164,7 @@ func parseOptions(args []string) (*options, error) {
 		parts := strings.Split(v, ",")
 		d, ok := parseSeconds(parts[0])
 		if !ok || d <= 0 || len(parts) > 3 {
-			return nil, badArg("bad wait specification '%s'", v)
+			return nil, cli.BadArg("bad wait specification '%s'", v)
 		}
 		o.wait = d
 		for i, f := range []*float64{&o.here, &o.near} {
@@ -181,7 +173,7 @@ func parseOptions(args []string) (*options, error) {
 			}
 			x, err := strconv.ParseFloat(parts[i+1], 64)
 			if err != nil || math.IsNaN(x) || x < 0 || x > 1e6 {
-				return nil, badArg("bad wait specification '%s'", v)
+				return nil, cli.BadArg("bad wait specification '%s'", v)
 			}
 			*f = x
 			if x == 0 {
@@ -193,7 +185,7 @@ func parseOptions(args []string) (*options, error) {
 		// traceroute: a value above 10 is milliseconds, else seconds.
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(f) || f < 0 || f > math.MaxInt32 {
-			return nil, badArg("bad sendwait '%s'", v)
+			return nil, cli.BadArg("bad sendwait '%s'", v)
 		}
 		if f > 10 {
 			o.sendwait = time.Duration(f * float64(time.Millisecond))
@@ -204,13 +196,13 @@ func parseOptions(args []string) (*options, error) {
 	if v, ok := set("source"); ok {
 		a, err := netip.ParseAddr(v)
 		if err != nil || a.Zone() != "" {
-			return nil, badArg("invalid source address '%s'", v)
+			return nil, cli.BadArg("invalid source address '%s'", v)
 		}
 		o.source = a.Unmap()
 	}
 	if v, ok := set("interface"); ok {
 		if v == "" || len(v) > 15 || strings.ContainsAny(v, "/ \t") {
-			return nil, badArg("invalid interface name '%s'", v)
+			return nil, cli.BadArg("invalid interface name '%s'", v)
 		}
 		o.iface = v
 	}
@@ -222,13 +214,13 @@ func parseOptions(args []string) (*options, error) {
 	if v, ok := set("socket"); ok {
 		m, err := rawsock.ParseMode(v)
 		if err != nil {
-			return nil, badArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
+			return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", v)
 		}
 		o.socket = m
 	}
 	if v, ok := set("report-cycles"); ok {
 		if !o.report {
-			return nil, badArg("-c needs --report")
+			return nil, cli.BadArg("-c needs --report")
 		}
 		if o.count, err = parseInt("-c", v, 0, math.MaxInt32); err != nil {
 			return nil, err
@@ -237,7 +229,7 @@ func parseOptions(args []string) (*options, error) {
 	if v, ok := set("interval"); ok {
 		d, ok := parseSeconds(v)
 		if !ok {
-			return nil, badArg("bad interval '%s'", v)
+			return nil, cli.BadArg("bad interval '%s'", v)
 		}
 		o.interval = d
 	}
@@ -247,32 +239,20 @@ func parseOptions(args []string) (*options, error) {
 	rest := fs.Args()
 	switch len(rest) {
 	case 0:
-		return nil, badArg("specify \"host\" missing argument")
+		return nil, cli.BadArg("specify \"host\" missing argument")
 	case 1:
 	case 2:
 		if o.packetLen, err = parseInt("packetlen", rest[1], 0, maxPacketLen); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, badArg("extra argument '%s'", rest[2])
+		return nil, cli.BadArg("extra argument '%s'", rest[2])
 	}
 	o.host = rest[0]
-	if err := checkHostName(o.host); err != nil {
+	if err := cli.CheckHost(o.host, "specify \"host\" missing argument"); err != nil {
 		return nil, err
 	}
 	return o, nil
-}
-
-// checkHostName refuses, as a usage error, a destination no resolver should be asked about
-// (see hostname.Check).
-func checkHostName(h string) error {
-	if h == "" {
-		return badArg("specify \"host\" missing argument")
-	}
-	if err := hostname.Check(h); err != nil {
-		return badArg("%v", err)
-	}
-	return nil
 }
 
 const usageText = `
