@@ -117,6 +117,9 @@ func resolveHosts(ctx context.Context, words []string, family int) ([]host, erro
 			for _, a := range addrs {
 				hosts = append(hosts, host{name: a.String(), addr: a})
 			}
+		} else if a, err := netip.ParseAddr(w); err == nil && a.Zone() == "" && !a.IsUnspecified() {
+			// A plain address needs no lookup (nor a goroutine).
+			hosts = append(hosts, host{name: w, addr: a.Unmap()})
 		} else {
 			hosts = append(hosts, host{name: w})
 		}
