@@ -29,12 +29,11 @@
 // # Late replies
 //
 // A reply that arrives after its probe's Timeout is not a reply: the probe has already been
-// reported lost. The engine remembers the probe for one more Timeout (at least a second) and
-// hands such an answer
-// to the probe's OnResult as Late (Ping counts it in stats.Summary.Late); after that, or when
-// the answer comes from another address than the probe went to, it is only counted in
-// Counters.Late. Choose Timeout as the longest round-trip time that should still count as an
-// answer (iputils' -W).
+// reported lost. The engine remembers an unanswered probe for one more Timeout and hands such
+// an answer to the probe's OnResult as Late (Ping counts it in stats.Summary.Late); after that,
+// or when the answer comes from another address than the probe went to, or duplicates an
+// answered probe after its Timeout, it is only counted in Counters.Late. Choose Timeout as the
+// longest round-trip time that should still count as an answer (iputils' -W).
 //
 // # Round-trip time
 //

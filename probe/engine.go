@@ -32,10 +32,6 @@ const (
 	MaxPayload6 = 65535 - 8
 )
 
-// minGrace is the least time a probe is remembered after its Timeout, so that a late answer
-// can still be reported to its owner as Late: one more Timeout, and at least this.
-const minGrace = time.Second
-
 // maxReadErrors bounds consecutive failed reads before a reader gives up, so that a socket in a
 // persistent error state cannot spin a core.
 const maxReadErrors = 100
@@ -59,8 +55,8 @@ type Request struct {
 	// checksum, so probes of one Flow to one destination take one path (Paris traceroute). It
 	// needs a Size of at least icmp.FlowWordOffset+2.
 	Flow uint16
-	// OnResult receives every outcome of the probe (see Result), including answers up to one
-	// Timeout after the Timeout, as Late. It is called on an engine
+	// OnResult receives every outcome of the probe (see Result), including answers to an
+	// unanswered probe up to one Timeout after its Timeout, as Late. It is called on an engine
 	// goroutine, possibly concurrently with the OnResult of other probes, and must not block:
 	// the engine's reader waits for it.
 	OnResult func(Result)
@@ -102,8 +98,8 @@ type entry struct {
 	sent     time.Time
 	deadline time.Time
 	done     bool // answered (reply or error): later answers are duplicates
-	// expired: the Timeout has passed and the probe was reported; the entry stays one more
-	// Timeout (at least minGrace) so that answers arriving now reach its owner as Late.
+	// expired: the Timeout passed with no answer and was reported; the entry stays one more
+	// Timeout so that an answer arriving now reaches its owner as Late.
 	expired  bool
 	hidx     int  // index in the deadline heap
 	flow     bool // the payload carries a flow word (Request.Flow), not pattern, at 16..17
@@ -403,14 +399,19 @@ func (e *Engine) expire() {
 			delete(e.pending, ent.key)
 			continue
 		}
-		// The Timeout is over: report it (if unanswered) and keep the entry for the grace
-		// window, where answers are Late.
-		ent.expired = true
-		ent.deadline = ent.deadline.Add(max(ent.deadline.Sub(ent.sent), minGrace))
-		heap.Fix(&e.byTime, 0)
-		if !ent.done {
-			lost = append(lost, ent)
+		if ent.done {
+			// Answered: it only stayed to recognise duplicates. Later copies are counted
+			// late by their token.
+			heap.Pop(&e.byTime)
+			delete(e.pending, ent.key)
+			continue
 		}
+		// Unanswered: report the Timeout and keep the entry one more Timeout, so that an
+		// answer now reaches the probe's owner as Late.
+		ent.expired = true
+		ent.deadline = ent.deadline.Add(ent.deadline.Sub(ent.sent))
+		heap.Fix(&e.byTime, 0)
+		lost = append(lost, ent)
 	}
 	if len(e.byTime) > 0 && !e.closed {
 		e.timer.Reset(e.byTime[0].deadline.Sub(now))

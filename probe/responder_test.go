@@ -628,9 +628,10 @@ func TestResponderPingLate(t *testing.T) {
 	const count = 4
 	for _, m := range modeCases {
 		t.Run(m.String(), func(t *testing.T) {
-			// Each reply comes 70 ms after its probe timed out and 80 ms before the next probe,
-			// so every late reply but the last arrives while Ping is running.
-			startResponder(t, c, responder.Always(responder.Delay(120*time.Millisecond)))
+			// Each reply comes 30 ms after its probe timed out (inside the one more Timeout the
+			// engine remembers it) and well before the next probe, so every late reply but the
+			// last arrives while Ping is running.
+			startResponder(t, c, responder.Always(responder.Delay(80*time.Millisecond)))
 			e := hostEngine(t, c, m.mode, m.fam)
 			s, err := e.Ping(context.Background(), target(c, m.fam),
 				&probe.PingConfig{Count: count, Interval: 200 * time.Millisecond, Timeout: 50 * time.Millisecond, Size: probeSize})

@@ -41,8 +41,8 @@ const (
 	Timeout
 	// Canceled: the probe was given up before its Timeout (context canceled or Engine closed).
 	Canceled
-	// Late: an answer that came after the probe's Timeout (within one more Timeout, at least a
-	// second, while the engine still remembers the probe). The probe itself ended earlier, as Timeout, Reply or
+	// Late: an answer to an unanswered probe that came after its Timeout (within one more
+	// Timeout, while the engine still remembers the probe). The probe itself ended earlier, as Timeout, Reply or
 	// ICMPError; a late answer changes nothing of that.
 	Late
 )
@@ -67,7 +67,7 @@ func (o Outcome) String() string {
 
 // Result describes one outcome of one probe. A probe yields exactly one of Reply, ICMPError,
 // Timeout or Canceled; after a Reply or ICMPError any number of Duplicates until its Timeout;
-// and then any number of Late answers for one more Timeout (at least a second).
+// and, if it was unanswered, any number of Late answers for one more Timeout.
 type Result struct {
 	Outcome Outcome
 	Dst     netip.Addr // the probe's destination

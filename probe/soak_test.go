@@ -59,7 +59,9 @@ func TestSoak(t *testing.T) {
 	if heapB > heapA+1<<20 {
 		t.Errorf("heap grew from %d to %d bytes between %d and %d probes", heapA, heapB, n/10, n)
 	}
-	if gorB > gorA {
+	// One more is the engine's timer callback, when it happens to be running at the moment of
+	// counting; a leak over 10^6 probes would show as many more.
+	if gorB > gorA+1 {
 		t.Errorf("goroutines grew from %d to %d", gorA, gorB)
 	}
 }
