@@ -32,6 +32,14 @@ const (
 	MaxPayload6 = 65535 - 8
 )
 
+// MaxPayload is the largest payload one echo request of family f can carry.
+func MaxPayload(f icmp.Family) int {
+	if f == icmp.IPv6 {
+		return MaxPayload6
+	}
+	return MaxPayload4
+}
+
 // maxReadErrors bounds consecutive failed reads before a reader gives up, so that a socket in a
 // persistent error state cannot spin a core.
 const maxReadErrors = 100
@@ -247,10 +255,7 @@ func (e *Engine) Start(r Request) (uint64, error) {
 		return 0, fmt.Errorf("%w: %v", ErrInvalidAddr, r.Dst)
 	}
 	f := icmp.FamilyOf(dst)
-	maxSize := MaxPayload4
-	if f == icmp.IPv6 {
-		maxSize = MaxPayload6
-	}
+	maxSize := MaxPayload(f)
 	if r.Size < 0 || r.Size > maxSize {
 		return 0, fmt.Errorf("%w: %d (0 to %d for %s)", ErrSize, r.Size, maxSize, f)
 	}

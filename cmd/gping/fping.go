@@ -149,19 +149,15 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.Float64Var(&o.rate, "rate", 0, "cap on packets per second, all targets together")
 	fs.StringVarP(&o.file, "file", "f", "", "read targets from a file (- for stdin)")
 	fs.BoolP("generate", "g", false, "targets are CIDR prefixes or address ranges")
-	v4 := fs.BoolP("ipv4", "4", false, "IPv4 only")
-	v6 := fs.BoolP("ipv6", "6", false, "IPv6 only")
+	fs.BoolP("ipv4", "4", false, "IPv4 only")
+	fs.BoolP("ipv6", "6", false, "IPv6 only")
 	sock := fs.String("socket", "auto", "socket kind: auto, raw or dgram")
-	if err := fs.Parse(args); err != nil {
-		return nil, cli.BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
-	switch {
-	case *v4 && *v6:
-		return nil, cli.BadArg("can't specify both -4 and -6")
-	case *v4:
-		o.family = 4
-	case *v6:
-		o.family = 6
+	var err error
+	if o.family, err = cli.Family(fs, "can't specify both -4 and -6"); err != nil {
+		return nil, err
 	}
 	if fs.Changed("vcount") {
 		o.count, o.perProbe = *perProbe, true
@@ -177,7 +173,6 @@ func parseFping(args []string) (*fpOptions, error) {
 		}
 		return time.Duration(v * float64(time.Millisecond)), nil
 	}
-	var err error
 	if o.interval, err = ms("i", *interval, 0); err != nil {
 		return nil, err
 	}

@@ -87,15 +87,9 @@ func TestSignals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gpingBin, "-i", "0.01", "127.0.0.1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := cmdtest.Start(t, cmd)
 	sc := bufio.NewScanner(stdout)
 	var out strings.Builder
 	replies := 0
@@ -113,7 +107,7 @@ func TestSignals(t *testing.T) {
 	cmd.Process.Signal(os.Interrupt)
 	rest, _ := io.ReadAll(stdout)
 	out.Write(rest)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if err != nil {
 		t.Fatalf("gping ended with %v\n%s\n%s", err, out.String(), stderr.String())
 	}

@@ -468,16 +468,9 @@ func TestPrivilegesDropped(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			cmd := c.Host.Exec(ctx, tc.argv[0], append(tc.argv[1:], "-i", "0.01", c.TargetAddr4.String())...)
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Process.Kill()
+			stdout := cmdtest.Start(t, cmd)
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() && !strings.Contains(sc.Text(), " bytes from ") {
 			}
@@ -536,14 +529,7 @@ func TestLabSignalAnyMoment(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				cmd := c.Host.Exec(ctx, gpingBin, "-i", "0.005", c.TargetAddr4.String())
-				stdout, err := cmd.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer cmd.Process.Kill()
+				stdout := cmdtest.Start(t, cmd)
 				var out strings.Builder
 				sc := bufio.NewScanner(stdout)
 				for replies := -1; replies < after && sc.Scan(); { // the header line counts as -1
@@ -553,7 +539,7 @@ func TestLabSignalAnyMoment(t *testing.T) {
 				cmd.Process.Signal(sig)
 				rest, _ := io.ReadAll(stdout)
 				out.Write(rest)
-				err = cmd.Wait()
+				err := cmd.Wait()
 				m := summaryRE.FindStringSubmatch(out.String())
 				if m == nil || strings.Count(out.String(), "ping statistics") != 1 {
 					t.Fatalf("summary missing or repeated (%v):\n%s", err, out.String())
@@ -577,15 +563,9 @@ func TestClosedStdout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, gpingBin, "-i", "0.005", "127.0.0.1")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout := cmdtest.Start(t, cmd)
 	first, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(first, "PING ") {
 		t.Fatalf("first line %q, %v", first, err)
@@ -676,12 +656,8 @@ func TestLabFaults(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				cmd := c.Host.Exec(ctx, gpingBin, "-i", "0.005", "-W", "1", dst.String())
-				stdout, _ := cmd.StdoutPipe()
 				stderr, _ := cmd.StderrPipe()
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer cmd.Process.Kill()
+				stdout := cmdtest.Start(t, cmd)
 				out, errs := lines(stdout), lines(stderr)
 				var seenOut, seenErr []string
 				waitLine(t, out, "icmp_seq=3 ", &seenOut)
@@ -737,13 +713,9 @@ func TestLabIdentTaken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := c.Host.Exec(ctx, gpingBin, "--socket=dgram", "-c", "4", "-i", "0.2", "-W", "0.2", c.TargetAddr4.String())
-	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	stdout := cmdtest.Start(t, cmd)
 	out := lines(stdout)
 	var seen []string
 	waitLine(t, out, "icmp_seq=1 ", &seen)

@@ -115,20 +115,15 @@ func parseOptions(args []string) (*options, error) {
 	o := &options{interval: time.Second, size: 56}
 	raw := map[string]*string{}
 	fs := newFlagSet(o, raw)
-	if err := fs.Parse(args); err != nil {
-		return nil, cli.BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
 	}
 	if o.help || o.version {
 		return o, nil
 	}
-	if v, _ := fs.GetBool("ipv4"); v {
-		o.family = 4
-	}
-	if v, _ := fs.GetBool("ipv6"); v {
-		if o.family == 4 {
-			return nil, cli.BadArg("only one -4 or -6 option may be specified")
-		}
-		o.family = 6
+	var err error
+	if o.family, err = cli.Family(fs, "only one -4 or -6 option may be specified"); err != nil {
+		return nil, err
 	}
 	set := func(name string) (string, bool) {
 		f := fs.Lookup(name)

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 		return exitError
 	}
 	fam := icmp.FamilyOf(dst)
-	if maxSize := map[icmp.Family]int{icmp.IPv4: probe.MaxPayload4, icmp.IPv6: probe.MaxPayload6}[fam]; o.size > maxSize {
+	if maxSize := probe.MaxPayload(fam); o.size > maxSize {
 		con.errorf("invalid argument: '%d': out of range: 0 <= value <= %d", o.size, maxSize)
 		return exitError
 	}

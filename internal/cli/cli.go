@@ -5,7 +5,10 @@ package cli
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/spf13/pflag"
 
 	"github.com/gping/gping/internal/hostname"
 )
@@ -53,4 +56,28 @@ func CheckHost(h, missing string) error {
 		return BadArg("%v", err)
 	}
 	return nil
+}
+
+// Parse parses args with fs, turning pflag's errors into one-line usage errors.
+func Parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return BadArg("%s", strings.TrimPrefix(err.Error(), "pflag: "))
+	}
+	return nil
+}
+
+// Family reads the -4 and -6 flags (registered as "ipv4" and "ipv6"): 0 for neither, 4 or 6,
+// and conflict as the usage error when both are set.
+func Family(fs *pflag.FlagSet, conflict string) (int, error) {
+	v4, _ := fs.GetBool("ipv4")
+	v6, _ := fs.GetBool("ipv6")
+	switch {
+	case v4 && v6:
+		return 0, BadArg("%s", conflict)
+	case v4:
+		return 4, nil
+	case v6:
+		return 6, nil
+	}
+	return 0, nil
 }

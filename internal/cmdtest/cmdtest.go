@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,4 +144,20 @@ func SameShape(t testing.TB, ours, theirs string) {
 	if a, b := Shape(ours), Shape(theirs); strings.Join(a, "\n") != strings.Join(b, "\n") {
 		t.Errorf("output shape differs from the peer tool's\n--- ours:\n%s\n--- theirs:\n%s", ours, theirs)
 	}
+}
+
+// Start starts cmd with its standard output on a pipe, which it returns, for tests that read
+// the output as it comes; the process is killed when the test ends if it is still running. Set
+// cmd.Stderr before calling to capture errors.
+func Start(t testing.TB, cmd *exec.Cmd) io.ReadCloser {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return stdout
 }
