@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/netlab"
 )
 
 var (
@@ -54,7 +55,6 @@ func TestListenModes(t *testing.T) {
 // TestListenAuto checks the order of Auto: datagram when ping_group_range allows it, raw
 // (we are root) when it does not.
 func TestListenAuto(t *testing.T) {
-	needLab(t)
 	for _, tc := range []struct {
 		groups string
 		want   Mode
@@ -64,7 +64,7 @@ func TestListenAuto(t *testing.T) {
 	} {
 		t.Run(tc.groups, func(t *testing.T) {
 			ns := newNetns(t, "auto")
-			setSysctl(t, ns, "net.ipv4.ping_group_range", tc.groups)
+			ns.Sysctl(t, "net.ipv4.ping_group_range", tc.groups)
 			c, err := listenIn(t, ns, icmp.IPv4, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -78,10 +78,9 @@ func TestListenAuto(t *testing.T) {
 
 // TestListenSource binds to an explicit local address in both modes.
 func TestListenSource(t *testing.T) {
-	needLab(t)
 	ns := newNetns(t, "src")
-	setSysctl(t, ns, "net.ipv4.ping_group_range", "0 2147483647")
-	run(t, "ip", "-n", ns, "addr", "add", "198.18.7.1/32", "dev", "lo")
+	ns.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	run(t, "ip", "-n", ns.Name(), "addr", "add", "198.18.7.1/32", "dev", "lo")
 	src := netip.MustParseAddr("198.18.7.1")
 	for _, m := range modes {
 		c, err := listenIn(t, ns, icmp.IPv4, &Config{Mode: m, Source: src, PMTU: PMTUDo, TOS: 0x20, RecvBuffer: 1 << 20})
@@ -105,9 +104,8 @@ func TestListenSource(t *testing.T) {
 }
 
 func TestListenErrors(t *testing.T) {
-	needLab(t)
 	ns := newNetns(t, "err")
-	setSysctl(t, ns, "net.ipv4.ping_group_range", "0 2147483647")
+	ns.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	_, err := listenIn(t, ns, icmp.IPv4, &Config{Mode: Privileged, Interface: "gping-no-such-if"})
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "listen" || !errors.Is(err, syscall.ENODEV) {
@@ -245,15 +243,16 @@ func TestWriteToInvalid(t *testing.T) {
 // links towards real hosts keep the default resolution retries, which absorb the time a new
 // veth takes to become ready.
 type routedLab struct {
-	host          string
+	host          *netlab.NS
 	router, far   map[icmp.Family]netip.Addr // router: its host-side address
 	localUnreach  map[icmp.Family]netip.Addr // unreachable in the host
 	remoteUnreach map[icmp.Family]netip.Addr // unresolvable behind the router
 }
 
 func newRoutedLab(t *testing.T) *routedLab {
-	needLab(t)
-	h, r, f := newNetns(t, "host"), newNetns(t, "router"), newNetns(t, "far")
+	lab := netlab.New(t)
+	hNS, rNS, fNS := lab.NewNS("host"), lab.NewNS("router"), lab.NewNS("far")
+	h, r, f := hNS.Name(), rNS.Name(), fNS.Name()
 	run(t, "ip", "-n", h, "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", r)
 	run(t, "ip", "-n", r, "link", "add", "veth2", "type", "veth", "peer", "name", "veth3", "netns", f)
 	run(t, "ip", "-n", r, "link", "add", "veth4", "type", "veth", "peer", "name", "veth5")
@@ -283,7 +282,7 @@ func newRoutedLab(t *testing.T) *routedLab {
 	} {
 		run(t, append([]string{"ip", "-n"}, c...)...)
 	}
-	setSysctl(t, h, "net.ipv4.ping_group_range", "0 2147483647")
+	hNS.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	for key, val := range map[string]string{
 		"net.ipv4.ip_forward":                  "1",
 		"net.ipv6.conf.all.forwarding":         "1",
@@ -294,10 +293,10 @@ func newRoutedLab(t *testing.T) *routedLab {
 		"net.ipv6.neigh.veth4.mcast_solicit":   "1",
 		"net.ipv6.neigh.veth4.retrans_time_ms": "100",
 	} {
-		setSysctl(t, r, key, val)
+		rNS.Sysctl(t, key, val)
 	}
 	return &routedLab{
-		host:          h,
+		host:          hNS,
 		router:        map[icmp.Family]netip.Addr{icmp.IPv4: netip.MustParseAddr("198.18.0.1"), icmp.IPv6: netip.MustParseAddr("2001:db8:1::1")},
 		far:           map[icmp.Family]netip.Addr{icmp.IPv4: netip.MustParseAddr("198.18.1.2"), icmp.IPv6: netip.MustParseAddr("2001:db8:2::2")},
 		localUnreach:  map[icmp.Family]netip.Addr{icmp.IPv4: netip.MustParseAddr("198.19.255.1"), icmp.IPv6: netip.MustParseAddr("2001:db8:ffff::1")},
@@ -432,7 +431,7 @@ func TestRouted(t *testing.T) {
 // MTU, and reports it as EMSGSIZE on the write.
 func TestPMTUDo(t *testing.T) {
 	lab := newRoutedLab(t)
-	run(t, "ip", "-n", lab.host, "link", "set", "veth0", "mtu", "1280")
+	run(t, "ip", "-n", lab.host.Name(), "link", "set", "veth0", "mtu", "1280")
 	c, err := listenIn(t, lab.host, icmp.IPv4, &Config{Mode: Unprivileged, PMTU: PMTUDo})
 	if err != nil {
 		t.Fatal(err)
@@ -449,7 +448,6 @@ const childEnv = "GPING_RAWSOCK_CHILD"
 // TestListenPermission runs Listen as an unprivileged user inside a namespace whose
 // ping_group_range first excludes, then includes, every group.
 func TestListenPermission(t *testing.T) {
-	needLab(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("skipping: setpriv(1) not found")
 	}
@@ -459,8 +457,8 @@ func TestListenPermission(t *testing.T) {
 		{"1 0", "deny"},
 		{"0 2147483647", "allow"},
 	} {
-		setSysctl(t, ns, "net.ipv4.ping_group_range", tc.groups)
-		cmd := exec.Command("ip", "netns", "exec", ns,
+		ns.Sysctl(t, "net.ipv4.ping_group_range", tc.groups)
+		cmd := exec.Command("ip", "netns", "exec", ns.Name(),
 			"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
 			bin, "-test.run=^TestListenChild$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), childEnv+"="+tc.role)

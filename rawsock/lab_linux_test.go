@@ -6,49 +6,22 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/netlab"
 )
 
 // The lab: network namespaces the tests create (and always delete) so that they never touch
 // the host's interfaces or sysctls. Addresses come from 198.18.0.0/15 and 2001:db8::/32 only.
 
 const readTimeout = 5 * time.Second
-
-// labUnavailable returns why namespaces cannot be created, "" when they can.
-func labUnavailable() string {
-	if os.Geteuid() != 0 {
-		return "not root"
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return "ip(8) not found"
-	}
-	return ""
-}
-
-// needLab skips the test when the lab is unavailable, unless GPING_REQUIRE_LAB=1.
-func needLab(t testing.TB) {
-	t.Helper()
-	why := labUnavailable()
-	if why == "" {
-		return
-	}
-	if os.Getenv("GPING_REQUIRE_LAB") == "1" {
-		t.Fatalf("GPING_REQUIRE_LAB=1 but the namespace lab is unavailable: %s", why)
-	}
-	t.Skipf("skipping: the network namespace lab needs root and ip(8): %s", why)
-}
 
 func run(t testing.TB, args ...string) string {
 	t.Helper()
@@ -59,82 +32,40 @@ func run(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-// newNetns creates a namespace with lo up, deleted when the test ends.
-func newNetns(t testing.TB, tag string) string {
+// newNetns creates a namespace with lo up in a lab of netlab's, which deletes it when the test
+// ends (and skips the test, or fails it under GPING_REQUIRE_LAB=1, when no lab can be made).
+func newNetns(t testing.TB, tag string) *netlab.NS {
 	t.Helper()
-	name := fmt.Sprintf("gpingtest-rawsock-%d-%s", rand.Uint32N(1<<30), tag)
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("deleting namespace %s: %v\n%s", name, err, out)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
+	return netlab.New(t).NewNS(tag)
 }
 
-func setSysctl(t testing.TB, ns, key, val string) {
+// getSysctl reads a sysctl in ns (nil: the host, read only).
+func getSysctl(t testing.TB, ns *netlab.NS, key string) string {
 	t.Helper()
-	run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", key+"="+val)
-}
-
-func getSysctl(t testing.TB, ns, key string) string {
-	t.Helper()
-	if ns == "" {
+	if ns == nil {
 		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(key, ".", "/"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return strings.TrimSpace(string(b))
 	}
-	return strings.TrimSpace(run(t, "ip", "netns", "exec", ns, "sysctl", "-n", key))
+	return strings.TrimSpace(ns.MustRun(t, "sysctl", "-n", key))
 }
 
-// inNetns runs fn on an OS thread that has joined namespace ns ("" means: stay here).
-func inNetns(t testing.TB, ns string, fn func()) {
+// inNetns runs fn with the OS thread in namespace ns (nil means: stay here).
+func inNetns(t testing.TB, ns *netlab.NS, fn func()) {
 	t.Helper()
-	if ns == "" {
+	if ns == nil {
 		fn()
 		return
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the runtime discards the thread when this goroutine exits.
-			errc <- fmt.Errorf("setns back: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+	if err := ns.Do(func() error { fn(); return nil }); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // listenIn opens a Conn inside namespace ns and closes it when the test ends.
-func listenIn(t testing.TB, ns string, f icmp.Family, cfg *Config) (*Conn, error) {
+func listenIn(t testing.TB, ns *netlab.NS, f icmp.Family, cfg *Config) (*Conn, error) {
 	t.Helper()
 	var c *Conn
 	var err error
@@ -156,28 +87,27 @@ func loopback(f icmp.Family) netip.Addr {
 // loopbackConn opens a socket of mode m whose pings to loopback no one else sees: inside a
 // private namespace that allows ping sockets when the lab is available, on the host otherwise
 // (skipping when the host refuses that kind of socket). It returns the namespace ("" for the
-// host).
-func loopbackConn(t testing.TB, f icmp.Family, m Mode) (*Conn, string) {
+// host, nil).
+func loopbackConn(t testing.TB, f icmp.Family, m Mode) (*Conn, *netlab.NS) {
 	t.Helper()
-	ns := ""
-	if labUnavailable() == "" || os.Getenv("GPING_REQUIRE_LAB") == "1" {
-		needLab(t)
+	var ns *netlab.NS
+	if os.Geteuid() == 0 || os.Getenv("GPING_REQUIRE_LAB") == "1" {
 		ns = newNetns(t, "lo")
-		setSysctl(t, ns, "net.ipv4.ping_group_range", "0 2147483647")
+		ns.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
 	}
 	if f == icmp.IPv6 {
 		var addrs string
-		if ns == "" {
+		if ns == nil {
 			addrs = run(t, "ip", "-6", "addr", "show", "dev", "lo")
 		} else {
-			addrs = run(t, "ip", "-n", ns, "-6", "addr", "show", "dev", "lo")
+			addrs = ns.MustRun(t, "ip", "-6", "addr", "show", "dev", "lo")
 		}
 		if !strings.Contains(addrs, "::1/128") {
 			t.Skip("skipping: ::1 is unavailable (IPv6 disabled?)")
 		}
 	}
 	c, err := listenIn(t, ns, f, &Config{Mode: m})
-	if ns == "" && errors.Is(err, ErrPermission) {
+	if ns == nil && errors.Is(err, ErrPermission) {
 		t.Skipf("skipping: the host refuses %v sockets: %v", m, err)
 	}
 	if err != nil {
