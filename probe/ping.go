@@ -59,15 +59,45 @@ type Pinger struct {
 	dst netip.Addr
 	cfg PingConfig
 
-	mu      sync.Mutex // guards rec, queue, start, last
-	rec     stats.Recorder
-	queue   []Result
-	start   time.Time
-	last    time.Time
-	maxRTT  time.Duration
-	notify  chan struct{}
+	// mu guards the fields below. It is held across every send, so that no outcome of a probe
+	// can be queued before the event of its send.
+	mu       sync.Mutex
+	rec      stats.Recorder
+	events   []event // sends and outcomes, in order, for Run's goroutine
+	spare    []event
+	start    time.Time
+	last     time.Time
+	lastSend time.Time
+	woken    time.Time // when a flood send last woke Run's goroutine
+	maxRTT   time.Duration
+	sent     int // probes sent, failed sends included
+	inflight int // probes sent and not settled (answered, lost or canceled)
+	window   int // flood: how many probes are kept in flight
+	// direct: flood sends may be made by the goroutine that delivers an outcome, as soon as the
+	// outcome makes room in the window, instead of waking Run's goroutine to make them.
+	direct bool
+	runErr error // a send failed in a way that ends the run
+	notify chan struct{}
+	// deliver is every probe's OnResult: it queues the outcome and, flooding, sends the next.
 	deliver func(Result)
 }
+
+// event is one send or one outcome, queued for Run's goroutine in the order they happened.
+type event struct {
+	res     Result
+	sendErr error // a failed send
+	sent    bool  // a send: res.Seq is its sequence unless sendErr is set
+}
+
+// maxQueued bounds the events the delivering goroutine queues before it leaves flood sends to
+// Run's goroutine, so that the queue stays small however long Run's goroutine is kept waiting.
+const maxQueued = 1024
+
+// A flood wakes Run's goroutine when notifyBatch events wait or notifyDelay has passed.
+const (
+	notifyBatch = 128
+	notifyDelay = time.Millisecond
+)
 
 // NewPinger prepares a Pinger. It sends nothing until Run.
 func (e *Engine) NewPinger(dst netip.Addr, cfg *PingConfig) *Pinger {
@@ -91,18 +121,72 @@ func (e *Engine) NewPinger(dst netip.Addr, cfg *PingConfig) *Pinger {
 	case p.cfg.Size < 0:
 		p.cfg.Size = 0
 	}
+	p.window = max(p.cfg.Preload, 1)
 	// The engine calls this on its own goroutines; queueing instead of calling OnResult there
-	// keeps a slow consumer from stalling the reader, and never drops an outcome.
+	// keeps a slow consumer from stalling the reader, and never drops an outcome. A flood's
+	// next probe goes out from here: a hop through Run's goroutine would cost two goroutine
+	// switches per probe, which is most of a flood's time on loopback.
 	p.deliver = func(r Result) {
 		p.mu.Lock()
-		p.queue = append(p.queue, r)
+		p.events = append(p.events, event{res: r})
+		wake := true
+		if settles(r.Outcome) {
+			p.inflight--
+			if p.direct && r.Outcome != Canceled && len(p.events) < maxQueued && p.inflight < p.window && p.more() {
+				// The flood goes on without Run's goroutine, which only reports: waking it
+				// per probe would cost a thread wakeup each. It runs when the queue has
+				// grown, when a little time has passed, and at the latest on its send
+				// timer, an Interval after this send.
+				now := time.Now()
+				p.sendLocked(now)
+				wake = len(p.events) >= notifyBatch || now.Sub(p.woken) >= notifyDelay
+				if wake {
+					p.woken = now
+				}
+			}
+		}
 		p.mu.Unlock()
+		if !wake {
+			return
+		}
 		select {
 		case p.notify <- struct{}{}:
 		default:
 		}
 	}
 	return p
+}
+
+// settles reports whether an outcome ends its probe (the first one of each probe does).
+func settles(o Outcome) bool { return o != Duplicate && o != Late }
+
+// more reports whether probes remain to be sent; p.mu is held.
+func (p *Pinger) more() bool { return p.cfg.Count == 0 || p.sent < p.cfg.Count }
+
+// sendLocked sends one probe, with p.mu held, and queues its event. It reports false when
+// probing cannot go on at all.
+func (p *Pinger) sendLocked(now time.Time) bool {
+	seq, err := p.e.Start(Request{Dst: p.dst, Size: p.cfg.Size, TTL: p.cfg.TTL, Timeout: p.cfg.Timeout, OnResult: p.deliver})
+	if p.start.IsZero() {
+		p.start = now
+	}
+	p.last, p.lastSend = now, now
+	p.sent++
+	if err != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidAddr) || errors.Is(err, ErrSize) {
+			p.runErr = err
+			p.direct = false
+			return false
+		}
+		p.rec.Sent()
+		p.rec.Error()
+		p.events = append(p.events, event{sent: true, sendErr: err})
+		return true
+	}
+	p.rec.Sent()
+	p.inflight++
+	p.events = append(p.events, event{sent: true, res: Result{Seq: seq}})
+	return true
 }
 
 // Ping sends probes to dst as cfg says and returns their summary. The error is nil when the run
@@ -176,18 +260,15 @@ func (p *Pinger) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.Deadline)
 		defer cancel()
 	}
+	// outstanding mirrors p.inflight with the sequences, as Run's goroutine learns of them.
 	outstanding := make(map[uint64]struct{})
 	var (
-		sent     int
 		lastSeq  uint64
-		settled  = func() bool { return p.cfg.Count > 0 && sent >= p.cfg.Count && len(outstanding) == 0 }
 		send     = time.NewTimer(0)
 		linger   *time.Timer
 		lingerC  <-chan time.Time
 		replies  int
-		runErr   error
 		preload  = max(p.cfg.Preload, 1)
-		window   = preload // flood keeps this many probes in flight, as iputils -f -l
 		finished bool
 	)
 	defer send.Stop()
@@ -196,63 +277,29 @@ func (p *Pinger) Run(ctx context.Context) error {
 			linger.Stop()
 		}
 	}()
+	// iputils -O reports the previous probe unanswered before each send, which needs Run's
+	// view of the outstanding probes: that keeps flood sends on this goroutine.
+	p.mu.Lock()
+	p.direct = p.cfg.Flood && p.cfg.OnUnanswered == nil
+	p.mu.Unlock()
 
-	// sendOne sends a probe; it returns false when probing cannot go on at all.
-	sendOne := func() bool {
-		if lastSeq != 0 && p.cfg.OnUnanswered != nil {
-			if _, open := outstanding[lastSeq]; open {
-				p.cfg.OnUnanswered(lastSeq)
-			}
-		}
-		now := time.Now()
-		seq, err := p.e.Start(Request{Dst: p.dst, Size: p.cfg.Size, TTL: p.cfg.TTL, Timeout: p.cfg.Timeout, OnResult: p.deliver})
-		p.mu.Lock()
-		if p.start.IsZero() {
-			p.start = now
-		}
-		p.last = now
-		p.mu.Unlock()
-		sent++
-		if err != nil {
-			if errors.Is(err, ErrClosed) || errors.Is(err, ErrInvalidAddr) || errors.Is(err, ErrSize) {
-				runErr = err
-				return false
+	// sendBurst sends up to n probes; it reports false when probing cannot go on.
+	sendBurst := func(n int) bool {
+		for range n {
+			if p.cfg.OnUnanswered != nil && lastSeq != 0 {
+				if _, open := outstanding[lastSeq]; open {
+					p.cfg.OnUnanswered(lastSeq)
+				}
 			}
 			p.mu.Lock()
-			p.rec.Sent()
-			p.rec.Error()
+			ok := !p.more() || p.sendLocked(time.Now())
 			p.mu.Unlock()
-			if p.cfg.OnSendError != nil {
-				p.cfg.OnSendError(err)
-			}
-			return true
-		}
-		p.mu.Lock()
-		p.rec.Sent()
-		p.mu.Unlock()
-		outstanding[seq] = struct{}{}
-		lastSeq = seq
-		if p.cfg.OnSend != nil {
-			p.cfg.OnSend(seq)
-		}
-		return true
-	}
-
-	// sendBurst sends up to n probes, then arms the timer for the next send, or the linger
-	// after the last; it reports false when probing cannot go on.
-	sendBurst := func(n int) bool {
-		for i := 0; i < n && (p.cfg.Count == 0 || sent < p.cfg.Count); i++ {
-			if !sendOne() {
+			if !ok {
 				return false
 			}
-		}
-		if p.cfg.Count == 0 || sent < p.cfg.Count {
-			send.Reset(p.cfg.Interval)
-		} else if d := p.lingerTime(replies); len(outstanding) > 0 && d < p.cfg.Timeout && linger == nil {
-			// Nothing to linger for when the wait is the probes' own Timeout: the engine
-			// reports each of them, and a timer racing it would cut the last.
-			linger = time.NewTimer(d)
-			lingerC = linger.C
+			if p.cfg.OnUnanswered != nil {
+				replies += p.drain(outstanding, &lastSeq)
+			}
 		}
 		return true
 	}
@@ -262,37 +309,78 @@ func (p *Pinger) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			finished = true
 		case <-send.C:
+			p.mu.Lock()
 			n := preload // the first tick sends the preload
-			if p.cfg.Flood {
-				n = max(window-len(outstanding), 1) // refill the window
+			if p.cfg.Flood && preload == 1 {
+				// A flood sends when a probe is answered, and at the latest Interval after
+				// the last send, however that send was made.
+				if d := p.cfg.Interval - time.Since(p.lastSend); d > 0 && !p.lastSend.IsZero() {
+					n = 0
+					send.Reset(d)
+				} else {
+					n = max(p.window-p.inflight, 1) // refill the window
+				}
 			}
+			p.mu.Unlock()
 			preload = 1
-			finished = !sendBurst(n)
-		case <-p.notify:
-			replies += p.drain(outstanding)
-			if p.cfg.Flood && len(outstanding) < window && (p.cfg.Count == 0 || sent < p.cfg.Count) {
-				// An answer made room in the window (one probe, or Preload): flood mode sends
-				// now, from here; a hop through the send timer would cost a wakeup per probe.
-				finished = !sendBurst(window - len(outstanding))
+			if n > 0 {
+				finished = !sendBurst(n)
+				p.mu.Lock()
+				if p.more() {
+					send.Reset(p.cfg.Interval)
+				}
+				p.mu.Unlock()
 			}
+		case <-p.notify:
 		case <-lingerC:
 			finished = true
 		}
-		if settled() {
+		replies += p.drain(outstanding, &lastSeq)
+		p.mu.Lock()
+		room := 0
+		if p.cfg.Flood && p.more() {
+			room = p.window - p.inflight
+		}
+		p.mu.Unlock()
+		if room > 0 && !finished {
+			// An answer made room in the window (one probe, or Preload) and the delivering
+			// goroutine did not fill it: send now, from here.
+			finished = !sendBurst(room)
+			replies += p.drain(outstanding, &lastSeq)
+		}
+		p.mu.Lock()
+		done := !p.more()
+		inflight := p.inflight
+		p.mu.Unlock()
+		switch {
+		case done && p.cfg.Count > 0 && inflight == 0:
 			finished = true
+		case done && linger == nil:
+			if d := p.lingerTime(replies); d < p.cfg.Timeout {
+				// Nothing to linger for when the wait is the probes' own Timeout: the
+				// engine reports each of them, and a timer racing it would cut the last.
+				linger = time.NewTimer(d)
+				lingerC = linger.C
+			}
 		}
 	}
-	// Cancel what is still out, then take in what arrived before the cancel.
+	// Stop the flood sends, cancel what is still out, then take in what arrived before the
+	// cancel.
+	p.mu.Lock()
+	p.direct = false
+	p.mu.Unlock()
+	p.drain(outstanding, &lastSeq)
 	for seq := range outstanding {
 		p.e.Cancel(p.dst, seq)
 	}
-	p.drain(outstanding)
+	p.drain(outstanding, &lastSeq)
 	p.mu.Lock()
 	if !p.start.IsZero() {
 		p.last = time.Now()
 	}
+	err := p.runErr
 	p.mu.Unlock()
-	return runErr
+	return err
 }
 
 // lingerTime is iputils' wait after the last send: twice the largest RTT (whole seconds, at
@@ -311,13 +399,21 @@ func (p *Pinger) lingerTime(replies int) time.Duration {
 	return min(d, p.cfg.Timeout)
 }
 
-// drain counts and hands on every queued outcome; it returns how many were first replies.
-func (p *Pinger) drain(outstanding map[uint64]struct{}) (replies int) {
+// drain counts and hands on every queued event; it returns how many were first replies.
+func (p *Pinger) drain(outstanding map[uint64]struct{}, lastSeq *uint64) (replies int) {
 	p.mu.Lock()
-	q := p.queue
-	p.queue = nil
+	q := p.events
+	p.events, p.spare = p.spare[:0], nil
 	for i := range q {
-		r := &q[i]
+		ev := &q[i]
+		if ev.sent {
+			if ev.sendErr == nil {
+				outstanding[ev.res.Seq] = struct{}{}
+				*lastSeq = ev.res.Seq
+			}
+			continue
+		}
+		r := &ev.res
 		switch r.Outcome {
 		case Reply:
 			p.rec.Reply(r.Seq, r.RTT)
@@ -335,16 +431,34 @@ func (p *Pinger) drain(outstanding map[uint64]struct{}) (replies int) {
 		case Late:
 			p.rec.Late()
 		}
-		if r.Outcome != Duplicate && r.Outcome != Late {
+		if settles(r.Outcome) {
 			delete(outstanding, r.Seq)
 		}
 	}
-	p.last = time.Now()
+	if len(q) > 0 {
+		p.last = time.Now()
+	}
 	p.mu.Unlock()
-	if p.cfg.OnResult != nil {
-		for _, r := range q {
-			p.cfg.OnResult(r)
+	for i := range q {
+		ev := &q[i]
+		switch {
+		case ev.sent && ev.sendErr != nil:
+			if p.cfg.OnSendError != nil {
+				p.cfg.OnSendError(ev.sendErr)
+			}
+		case ev.sent:
+			if p.cfg.OnSend != nil {
+				p.cfg.OnSend(ev.res.Seq)
+			}
+		case p.cfg.OnResult != nil:
+			p.cfg.OnResult(ev.res)
 		}
 	}
+	clear(q)
+	p.mu.Lock()
+	if p.spare == nil {
+		p.spare = q[:0]
+	}
+	p.mu.Unlock()
 	return replies
 }

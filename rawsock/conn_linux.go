@@ -29,8 +29,9 @@ type sysConn struct {
 
 	writers sync.Pool // of *writer; gives each concurrent writer its own msghdr without a lock
 
-	rmu sync.Mutex // serializes ReadPacket; guards rd
-	rd  reader
+	rmu   sync.Mutex // serializes ReadPacket and ReadBatch; guards rd and batch
+	rd    reader
+	batch *batchReader // ReadBatch's state, made on its first call
 
 	errFirst atomic.Bool // see reader.errFirst
 }
@@ -451,21 +452,33 @@ const maxAsyncErrors = 64
 // recv runs inside RawConn.Read. It returns true with a message or an errno, or false to
 // park the goroutine in the poller; epoll reports EPOLLERR for a pending error-queue entry,
 // so queued errors wake it as packets do.
-func (r *reader) recv(fd uintptr) bool {
+func (r *reader) recv(fd uintptr) bool { return r.recvAfter(fd, 0) }
+
+// recvAfter is recv for a caller that has just made a normal (not error-queue) read itself and
+// got the errno prior from it (ReadBatch's recvmmsg); 0 means no such read. prior is handled
+// as if recv's own first read had returned it, which saves repeating that syscall.
+func (r *reader) recvAfter(fd uintptr, prior syscall.Errno) bool {
 	var flags uintptr
 	if r.errQueue && r.errFirst.Swap(false) {
 		flags = unix.MSG_ERRQUEUE
+		prior = 0 // the error queue goes first; the normal queue is read again after it
 	}
 	normalEmpty := false
 	for async := 0; ; {
-		r.msg.Name = (*byte)(unsafe.Pointer(&r.name))
-		r.msg.Namelen = unix.SizeofSockaddrInet6
-		r.msg.Iov = &r.iov
-		r.msg.SetIovlen(1)
-		r.msg.Control = &r.oob[0]
-		r.msg.SetControllen(len(r.oob))
-		r.msg.Flags = 0
-		n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), flags)
+		var n uintptr
+		var e syscall.Errno
+		if prior != 0 {
+			e, prior = prior, 0
+		} else {
+			r.msg.Name = (*byte)(unsafe.Pointer(&r.name))
+			r.msg.Namelen = unix.SizeofSockaddrInet6
+			r.msg.Iov = &r.iov
+			r.msg.SetIovlen(1)
+			r.msg.Control = &r.oob[0]
+			r.msg.SetControllen(len(r.oob))
+			r.msg.Flags = 0
+			n, _, e = unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&r.msg)), flags)
+		}
 		if e == 0 {
 			r.n = int(n)
 			r.fromQueue = flags&unix.MSG_ERRQUEUE != 0
@@ -535,11 +548,18 @@ func (c *Conn) readPacket(buf []byte, p *Packet) error {
 		return c.opError("read", netip.Addr{}, os.NewSyscallError("recvmsg", r.errno))
 	}
 
+	name := unsafe.Slice((*byte)(unsafe.Pointer(&r.name)), r.msg.Namelen)
+	return c.fill(p, buf[:min(r.n, len(buf))], name, r.oob[:r.msg.Controllen], r.fromQueue)
+}
+
+// fill decodes one received message into p: data is what was received, name the source
+// address and oob the control messages, as the kernel left them. fromQueue: the message came
+// from the error queue.
+func (c *Conn) fill(p *Packet, data, name, oob []byte, fromQueue bool) error {
 	*p = Packet{TTL: -1}
-	p.Src = sockaddrAddr(unsafe.Slice((*byte)(unsafe.Pointer(&r.name)), r.msg.Namelen))
-	data := buf[:min(r.n, len(buf))]
-	isErr := parseCmsgs(r.oob[:r.msg.Controllen], p)
-	if r.fromQueue {
+	p.Src = sockaddrAddr(name)
+	isErr := parseCmsgs(oob, p)
+	if fromQueue {
 		// For an error-queue entry the kernel puts the original destination in msg_name
 		// (ip_recv_error); that, not the router, is what matches the entry to our probe.
 		p.Dst = p.Src

@@ -8,6 +8,7 @@
 #
 #   sudo bash scripts/bench-fanout.sh            # all cases
 #   sudo HOSTS=1000 bash scripts/bench-fanout.sh # smaller
+#   sudo CASES=flood bash scripts/bench-fanout.sh # one section: fanout, rate, flood or 100k
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -62,10 +63,40 @@ compare() { # compare LABEL FPING-ARGS -- GPING-ARGS
 	echo "   gping/fping: wall $(ratio "$gw" "$fw")x  cpu $(ratio "$gc" "$fc")x  rss $(ratio "$gr" "$fr")x"
 }
 
+CASES=${CASES:-fanout rate flood 100k}
+has() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# flood LABEL ARGS...: iputils ping and gping flooding the lab namespace's own loopback.
+flood() {
+	local label=$1
+	shift
+	echo "== flood $label, 200,000 probes to 127.0.0.1"
+	local tool w
+	for tool in ping "$tmp/gping"; do
+		/usr/bin/time -f "%e %U %S %M" -o "$tmp/time" ip netns exec "${ns}h" "$tool" "$@" -q -c 200000 127.0.0.1 >"$tmp/out" 2>&1 || true
+		read -r w user sys rss < <(tail -n 1 "$tmp/time")
+		printf '%-40s wall %7.2f s  cpu %7.2f s  rss %7.1f MB  %s/s  %s\n' "$(basename "$tool") $*" "$w" "$(echo "$user + $sys" | bc -l)" \
+			"$(echo "$rss/1024" | bc -l)" "$(echo "200000 / $w" | bc)" "$(grep -o '[0-9]*% packet loss' "$tmp/out")"
+	done
+}
+
 echo "gping vs fping, $HOSTS hosts on 198.18.0.0/15 ($(nproc) cores)"
-compare "$HOSTS hosts x 3, full speed" -q -c 3 -p 10 -i 0 -- -q -c 3 -p 10 -i 0
-compare "$HOSTS hosts x 3, paced" -q -c 3 -p 1000 -i 0.1 -- -q -c 3 -p 1000 -i 0.1
-compare "$HOSTS hosts x 10 (over fping's 65,535 in flight)" -q -c 10 -p 1 -i 0 -- -q -c 10 -p 1 -i 0
+if has flood; then
+	flood "one in flight" -f
+	flood "-l 16" -f -l 16
+fi
+if has rate; then
+	# 200,000 probes per second for 10 s: each of 10,000 targets every 50 ms.
+	echo "== sustained --rate 200000 on $HOSTS hosts (gping alone: fping cannot hold 2,000,000 probes)"
+	measure "gping -q -c 200 -p 50 -i 0 --rate 200000" "$tmp/gping" -q -c 200 -p 50 -i 0 --rate 200000 -f "$tmp/hosts"
+	read -r gw _ _ _ <"$tmp/last"
+	[ "$gw" = NA ] || echo "   $(echo "$HOSTS * 200 / $gw" | bc) probes/s"
+fi
+has fanout || has 100k || exit 0
+has fanout && compare "$HOSTS hosts x 3, full speed" -q -c 3 -p 10 -i 0 -- -q -c 3 -p 10 -i 0
+has fanout && compare "$HOSTS hosts x 3, paced" -q -c 3 -p 1000 -i 0.1 -- -q -c 3 -p 1000 -i 0.1
+has fanout && compare "$HOSTS hosts x 10 (over fping's 65,535 in flight)" -q -c 10 -p 1 -i 0 -- -q -c 10 -p 1 -i 0
+has 100k || exit 0
 echo "== 100,000 hosts x 1 (gping alone; fping for scale on the same list)"
 HOSTS100K=${HOSTS100K:-100000}
 fan_hosts "$HOSTS100K" "$tmp/hosts"

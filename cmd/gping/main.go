@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 )
 
@@ -39,5 +40,10 @@ func main() {
 		// More than one destination: fping's flags, output and exit codes.
 		os.Exit(runFping(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
+	// One destination is a serial job: the reader hands each reply to the next send. On one P
+	// those hand-offs are goroutine switches; with more, an idle P's thread sleeps in epoll
+	// and is woken by every packet the socket sees. Measured with -f on loopback: 1.8 s for
+	// 200,000 probes on one P, 2.1 s on two.
+	runtime.GOMAXPROCS(1)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, status))
 }

@@ -1,0 +1,266 @@
+//go:build linux
+
+package rawsock
+
+import (
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gping/gping/icmp"
+)
+
+// newBatch returns n buffers of ReadPacket's recommended size and n packets.
+func newBatch(n int) ([][]byte, []Packet) {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1<<16+512)
+	}
+	return bufs, make([]Packet, n)
+}
+
+// readBatchWithin reads one batch, failing the test (and closing c) if nothing arrives in time.
+func readBatchWithin(t testing.TB, c *Conn, bufs [][]byte, pkts []Packet) int {
+	t.Helper()
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := c.ReadBatch(bufs, pkts)
+		done <- result{n, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatalf("ReadBatch: %v", r.err)
+		}
+		if r.n < 1 || r.n > len(pkts) {
+			t.Fatalf("ReadBatch returned n = %d for %d packets", r.n, len(pkts))
+		}
+		return r.n
+	case <-time.After(readTimeout):
+		c.Close()
+		<-done
+		t.Fatalf("no packet within %v", readTimeout)
+	}
+	return 0
+}
+
+// TestReadBatchLoopback sends a burst of echo requests to loopback and reads the replies in
+// batches: each exactly once, with all the fields ReadPacket fills in.
+func TestReadBatchLoopback(t *testing.T) {
+	const burst = 24
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
+				c, _ := loopbackConn(t, f, m)
+				dst := loopback(f)
+				pr := newProber(t, c)
+				bufs, pkts := newBatch(burst + 8)
+				for seq := uint16(1); seq <= burst; seq++ {
+					if err := pr.send(dst, seq, nil); err != nil {
+						t.Fatalf("WriteTo seq %d: %v", seq, err)
+					}
+				}
+				seen := make(map[uint16]bool)
+				calls, largest := 0, 0
+				for len(seen) < burst {
+					if calls++; calls > burst {
+						t.Fatalf("%d calls for %d replies; seen %v", calls, burst, seen)
+					}
+					n := readBatchWithin(t, c, bufs, pkts)
+					largest = max(largest, n)
+					for i := range n {
+						p := &pkts[i]
+						_, _, seq, ok := echoFields(p.Data)
+						if !ok || !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) {
+							t.Fatalf("packet %d of %d: % x, want one of our echo replies", i, n, p.Data)
+						}
+						if seen[seq] {
+							t.Errorf("reply seq %d read twice", seq)
+						}
+						seen[seq] = true
+						if p.Src != dst || p.Dst != dst || p.Err != nil {
+							t.Errorf("seq %d: %v -> %v (Err %+v), want %v -> %v", seq, p.Src, p.Dst, p.Err, dst, dst)
+						}
+						if p.TTL <= 0 || p.Time.IsZero() || p.IfIndex == 0 {
+							t.Errorf("seq %d: TTL %d, Time %v, IfIndex %d; want all set", seq, p.TTL, p.Time, p.IfIndex)
+						}
+					}
+				}
+				// Loopback answers inside the sending syscall, so the replies were all queued
+				// before the first read: one recvmmsg takes more than one of them.
+				if largest < 2 {
+					t.Errorf("largest batch %d in %d calls, want recvmmsg to take several replies at once", largest, calls)
+				}
+			})
+		}
+	}
+}
+
+// TestReadBatchRouted: ICMP errors reach ReadBatch as they reach ReadPacket (as packets on raw
+// sockets, from the error queue on datagram sockets), among the replies.
+func TestReadBatchRouted(t *testing.T) {
+	lab := newRoutedLab(t)
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
+				c, err := listenIn(t, lab.host, f, &Config{Mode: m})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pr := newProber(t, c)
+				bufs, pkts := newBatch(8)
+				sends := []struct {
+					seq uint16
+					ttl int
+				}{{1, 1}, {2, 0}, {3, 1}, {4, 0}}
+				for _, s := range sends {
+					var opt *WriteOptions
+					if s.ttl > 0 {
+						opt = &WriteOptions{TTL: s.ttl}
+					}
+					if err := pr.send(lab.far[f], s.seq, opt); err != nil {
+						t.Fatalf("WriteTo seq %d: %v", s.seq, err)
+					}
+				}
+				got := map[uint16]bool{}
+				for calls := 0; len(got) < len(sends); calls++ {
+					if calls > 2*len(sends) {
+						t.Fatalf("%d calls, got %v", calls, got)
+					}
+					n := readBatchWithin(t, c, bufs, pkts)
+					for i := range n {
+						p := &pkts[i]
+						switch {
+						case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
+							_, _, seq, _ := echoFields(p.Data)
+							if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != lab.far[f] || p.TTL != 63 {
+								t.Errorf("reply % x from %v TTL %d, want ours from %v TTL 63", p.Data, p.Src, p.TTL, lab.far[f])
+							}
+							if seq != 2 && seq != 4 {
+								t.Errorf("reply to seq %d, which had TTL 1", seq)
+							}
+							got[seq] = true
+						default:
+							seq := uint16(1)
+							if m == Privileged {
+								_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
+							} else if p.Err != nil {
+								_, _, seq, _ = echoFields(p.Data)
+							}
+							if seq != 1 && seq != 3 {
+								t.Fatalf("error packet about seq %d (% x, Err %+v), want 1 or 3", seq, p.Data, p.Err)
+							}
+							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+							got[seq] = true
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestReadBatchAllocs: after the first call, a write and a batched read allocate nothing.
+func TestReadBatchAllocs(t *testing.T) {
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
+				c, _ := loopbackConn(t, f, m)
+				dst := loopback(f)
+				pr := newProber(t, c)
+				watchdog := time.AfterFunc(4*readTimeout, func() { c.Close() })
+				defer watchdog.Stop()
+				bufs, pkts := newBatch(4)
+				seq, bad := uint16(0), 0
+				req := make([]byte, 0, 64)
+				allocs := testing.AllocsPerRun(200, func() {
+					seq++
+					req = icmp.AppendEchoRequest(req[:0], f, pr.id, seq, pr.token)
+					if err := c.WriteTo(req, dst, nil); err != nil {
+						bad++
+						return
+					}
+					if n, err := c.ReadBatch(bufs, pkts); err != nil || n != 1 || !pr.isOurEcho(pkts[0].Data, f.EchoReplyType(), seq) {
+						bad++
+					}
+				})
+				if bad != 0 {
+					t.Fatalf("%d of %d echoes failed", bad, seq)
+				}
+				if allocs != 0 {
+					t.Errorf("%v allocations per write and batched read, want 0", allocs)
+				}
+			})
+		}
+	}
+}
+
+// TestReadBatchClose: Close unblocks a waiting ReadBatch, and later calls fail, with
+// net.ErrClosed. An empty batch returns at once.
+func TestReadBatchClose(t *testing.T) {
+	c, _ := loopbackConn(t, icmp.IPv4, Privileged)
+	bufs, pkts := newBatch(2)
+	if n, err := c.ReadBatch(nil, nil); n != 0 || err != nil {
+		t.Errorf("empty batch: %d, %v; want 0, nil", n, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReadBatch(bufs, pkts)
+		done <- err
+	}()
+	// The reader may or may not be parked yet: Close must end it either way.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadBatch after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(readTimeout):
+		t.Fatal("ReadBatch still blocked after Close")
+	}
+	if _, err := c.ReadBatch(bufs, pkts); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second ReadBatch: %v, want net.ErrClosed", err)
+	}
+}
+
+func BenchmarkReadBatchLoopback(b *testing.B) {
+	const burst = 16
+	for _, f := range families {
+		for _, m := range modes {
+			b.Run(f.String()+"/"+m.String(), func(b *testing.B) {
+				c, _ := loopbackConn(b, f, m)
+				dst := loopback(f)
+				pr := newProber(b, c)
+				watchdog := time.AfterFunc(2*time.Minute, func() { c.Close() })
+				defer watchdog.Stop()
+				bufs, pkts := newBatch(burst)
+				var seq uint16
+				b.ReportAllocs()
+				for b.Loop() {
+					for range burst {
+						seq++
+						pr.req = icmp.AppendEchoRequest(pr.req[:0], f, pr.id, seq, pr.token)
+						if err := c.WriteTo(pr.req, dst, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for got := 0; got < burst; {
+						n, err := c.ReadBatch(bufs, pkts)
+						if err != nil {
+							b.Fatal(err)
+						}
+						got += n
+					}
+				}
+				b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "echoes/s")
+			})
+		}
+	}
+}
