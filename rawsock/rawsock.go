@@ -117,6 +117,9 @@ type Packet struct {
 	IfIndex int       // arrival interface, 0 unknown
 	Data    []byte    // normal packet: the ICMP message, IPv4 header already stripped
 	Dropped uint32    // SO_RXQ_OVFL counter value (cumulative kernel drops for this socket)
+	// Port is set by UDPConn only: the sender's port, or for a queued error the original
+	// destination port.
+	Port uint16
 	// Err is nil for normal packets. For an error-queue packet (datagram sockets only) it
 	// describes the error, and Data is the ORIGINAL message we sent, from its ICMP header on.
 	// Err points into the Packet itself, so reading a packet never allocates.

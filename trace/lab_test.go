@@ -69,7 +69,7 @@ func (r *recorder) onHop(h Hop) {
 
 // trace runs Run with a bound on its time and checks what every run must satisfy: onHop saw
 // exactly the hops of the Result, in TTL order from First, each with Queries probes.
-func trace(t *testing.T, e *probe.Engine, dst netip.Addr, cfg *Config) (Result, *recorder) {
+func trace(t *testing.T, e Prober, dst netip.Addr, cfg *Config) (Result, *recorder) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -60,6 +60,22 @@ const EmptyPayload = probe.EmptyPayload
 // cannot be answered in time only costs a router one more rate-limit token.
 const minRetryBudget = 10 * time.Millisecond
 
+// Prober sends the probes of a trace. *probe.Engine (ICMP echo) and *l4.Prober (UDP, TCP)
+// implement it. Start must deliver every probe's outcome to Request.OnResult once (Reply,
+// ICMPError, Timeout or Canceled), never blocking in Start itself on that call; Cancel reports
+// whether the probe was still pending.
+type Prober interface {
+	Start(probe.Request) (uint64, error)
+	Cancel(dst netip.Addr, seq uint64) bool
+}
+
+// burster is a Prober whose destination answers with rate-limited ICMP errors (UDP: port
+// unreachable) of which it sends AnswerBurst back to back; Run then sets a Lookahead when the
+// Config has none.
+type burster interface {
+	AnswerBurst() int
+}
+
 // ErrConfig is wrapped by the error of Run for a Config or destination it cannot trace with.
 var ErrConfig = errors.New("trace: invalid configuration")
 
@@ -98,6 +114,12 @@ type Config struct {
 	// 50 ms (Here) or 200 ms (Near) and at most Wait, counted from the attempt's send time. 0: DefaultHere,
 	// DefaultNear; NoFactor turns one off. See the package doc for how they meet retries.
 	Here, Near float64
+	// Lookahead, if not zero, bounds the probes in flight to TTLs above the highest hop whose
+	// router has answered with Time Exceeded. A destination that answers with a rate-limited
+	// ICMP error (UDP port unreachable: Linux allows a burst of 6, then one a second) must
+	// not spend its burst on probes with TTLs past it before the queries at its own TTL are
+	// sent: with Lookahead + Queries at most 6, none of its answers are lost.
+	Lookahead int
 }
 
 // ProbeResult is the outcome of one query of a hop. It is a plain value.
@@ -172,6 +194,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, fmt.Errorf("%w: %d queries out of 1..%d", ErrConfig, o.Queries, MaxQueries)
 	case o.Parallel < 1:
 		return o, fmt.Errorf("%w: parallel %d below 1", ErrConfig, o.Parallel)
+	case o.Lookahead < 0:
+		return o, fmt.Errorf("%w: lookahead %d below 0", ErrConfig, o.Lookahead)
 	case o.Wait < 0 || o.SendWait < 0 || o.Gap < 0 || o.RetryAfter < 0:
 		return o, fmt.Errorf("%w: negative duration", ErrConfig)
 	case o.Size < 0 && o.Size != EmptyPayload:
@@ -249,7 +273,7 @@ type event struct {
 
 // tracer is the state of one Run, owned by Run's goroutine.
 type tracer struct {
-	e      *probe.Engine
+	e      Prober
 	dst    netip.Addr
 	flow   uint16 // the probes' fixed ICMP checksum, 0 for classic
 	cfg    Config
@@ -282,7 +306,7 @@ type tracer struct {
 // ended by itself, whether or not the destination was reached; it wraps ErrConfig for a bad
 // cfg or destination, the context's error when ctx ended first (the Result then holds the hops
 // reported so far), and an engine error when a probe could not be sent.
-func Run(ctx context.Context, e *probe.Engine, dst netip.Addr, cfg *Config, onHop func(Hop)) (Result, error) {
+func Run(ctx context.Context, e Prober, dst netip.Addr, cfg *Config, onHop func(Hop)) (Result, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return Result{}, err
@@ -291,8 +315,15 @@ func Run(ctx context.Context, e *probe.Engine, dst netip.Addr, cfg *Config, onHo
 	if !dst.IsValid() || dst.IsUnspecified() {
 		return Result{}, fmt.Errorf("%w: destination %v", ErrConfig, dst)
 	}
+	if b, ok := e.(burster); ok && c.Lookahead == 0 && b.AnswerBurst() > 0 {
+		c.Lookahead = max(1, b.AnswerBurst()-c.Queries)
+	}
 	flow := c.Flow
+	_, echo := e.(*probe.Engine)
 	switch {
+	case !echo:
+		// Other probers fix the flow by their configuration (ports), not per trace.
+		flow = 0
 	case c.Classic || c.Size < icmp.FlowWordOffset+2:
 		flow = 0
 	case flow == 0:
@@ -408,6 +439,7 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 			h.paced = now.Add(t.cfg.RetryAfter)
 		}
 	}
+	frontier, beyond := t.frontier()
 	// First attempts round-robin: query 0 of every hop, then query 1, so that the queries of
 	// one hop are spread out rather than back to back.
 	for qi := 0; qi < t.cfg.Queries; qi++ {
@@ -416,6 +448,9 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 			q := &h.queries[qi]
 			if q.nsent > 0 {
 				continue
+			}
+			if t.cfg.Lookahead > 0 && ttl > frontier && beyond >= t.cfg.Lookahead {
+				break // an answer moves the frontier
 			}
 			if qi > 0 {
 				prev := h.queries[qi-1].sent
@@ -439,6 +474,9 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 			if err := t.start(ttl, qi, 0, t.cfg.Wait, now); err != nil {
 				return wake, err
 			}
+			if ttl > frontier {
+				beyond++
+			}
 			q.sent = now
 			if !h.paced.IsZero() {
 				h.paced = now.Add(t.cfg.RetryAfter)
@@ -446,6 +484,26 @@ func (t *tracer) send(now time.Time) (wake time.Time, err error) {
 		}
 	}
 	return wake, nil
+}
+
+// frontier returns the highest TTL whose router relayed (First-1 if none has yet), and how
+// many queries above it are in flight.
+func (t *tracer) frontier() (ttl, beyond int) {
+	ttl = t.cfg.First - 1
+	for h := t.limit; h >= t.cfg.First; h-- {
+		if t.hop(h).relayed() {
+			ttl = h
+			break
+		}
+	}
+	for h := ttl + 1; h <= t.limit; h++ {
+		for i := range t.hop(h).queries {
+			if t.hop(h).queries[i].live() {
+				beyond++
+			}
+		}
+	}
+	return ttl, beyond
 }
 
 func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) error {

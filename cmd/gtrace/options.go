@@ -25,6 +25,15 @@ const (
 	defaultInterval = time.Second
 )
 
+// method is the probe protocol: -I, -U or -T.
+type method uint8
+
+const (
+	methodICMP method = iota
+	methodUDP
+	methodTCP
+)
+
 // options are gtrace's parsed command line, in Debian traceroute's terms.
 type options struct {
 	family   int // 0, 4 or 6
@@ -49,7 +58,9 @@ type options struct {
 	// report is --report: count rounds (0: until interrupted), their starts interval apart.
 	report     bool
 	classic    bool // --classic: no Paris flow
-	extensions bool // -e: show ICMP extensions (MPLS label stacks)
+	method     method
+	port       uint16 // -p; 0: the method's default
+	extensions bool   // -e: show ICMP extensions (MPLS label stacks)
 	count      int
 	interval   time.Duration
 }
@@ -87,7 +98,10 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	}
 	fs.BoolP("ipv4", "4", false, "use IPv4")
 	fs.BoolP("ipv6", "6", false, "use IPv6")
-	fs.BoolP("icmp", "I", false, "use ICMP ECHO for tracerouting (the only method)")
+	fs.BoolP("icmp", "I", false, "use ICMP ECHO for tracerouting (the default)")
+	fs.BoolP("udp", "U", false, "use UDP datagrams for tracerouting")
+	fs.BoolP("tcp", "T", false, "use TCP SYN for tracerouting")
+	str("port", "p", "destination port")
 	str("first", "f", "start from the first_ttl hop")
 	str("max-hops", "m", "set the max number of hops")
 	str("queries", "q", "set the number of probes per each hop")
@@ -129,6 +143,26 @@ func parseOptions(args []string) (*options, error) {
 	}
 	set := func(name string) (string, bool) {
 		return *raw[name], fs.Lookup(name).Changed
+	}
+	methods := 0
+	for i, name := range []string{"icmp", "udp", "tcp"} {
+		if fs.Lookup(name).Changed {
+			methods++
+			o.method = method(i)
+		}
+	}
+	if methods > 1 {
+		return nil, cli.BadArg("only one of -I, -U or -T may be specified")
+	}
+	if v, ok := set("port"); ok {
+		if o.method == methodICMP {
+			return nil, cli.BadArg("-p needs -U or -T (ICMP has no ports)")
+		}
+		n, err := parseInt("-p", v, 1, 65535)
+		if err != nil {
+			return nil, err
+		}
+		o.port = uint16(n)
 	}
 	if v, ok := set("first"); ok {
 		if o.first, err = parseInt("-f", v, 1, trace.MaxTTL); err != nil {
@@ -251,13 +285,18 @@ func parseOptions(args []string) (*options, error) {
 
 const usageText = `
 Usage:
-  gtrace [ -46eIn ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
+  gtrace [ -46eIUTn ] [ -p port ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
          [ -s src_addr ] [ -t tos ] [ -w MAX,HERE,NEAR ] [ -z sendwait ] [ --socket kind ]
          [ --report [ -c count ] [ --interval secs ] ] host [ packetlen ]
 Options:
   -4                          Use IPv4
   -6                          Use IPv6
-  -I  --icmp                  Use ICMP ECHO for tracerouting (the default and only method)
+  -I  --icmp                  Use ICMP ECHO for tracerouting (the default)
+  -U  --udp                   Use UDP datagrams, to port 33434 (or -p); with --classic the
+                              port increases with each probe, as traceroute's default
+  -T  --tcp                   Use TCP SYN, to port 80 (or -p); unprivileged, through
+                              connect(), one source port per probe
+  -p port  --port=port        Destination port of -U (the first one with --classic) or -T
   -f first_ttl  --first=first_ttl
                               Start from the first_ttl hop (instead from 1)
   -i device  --interface=device
@@ -283,9 +322,10 @@ Options:
                               milliseconds, else seconds
   --socket kind               auto (default: ping socket, else raw), raw or dgram
   -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950)
-  --classic                   Let each probe's ICMP checksum vary, as traceroute does; by
-                              default all probes carry one checksum (Paris traceroute), so
-                              load-balancing routers send them down one path
+  --classic                   Let each probe's flow vary, as traceroute does (ICMP: the
+                              checksum; UDP: the port); by default all probes of a trace
+                              share one flow (Paris traceroute), so load-balancing routers
+                              send them down one path
   --report                    Trace the path in rounds, then print mtr's report table; one
                               probe per hop per round unless -q is given, no retries, so
                               that Loss% is the probes' own loss

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/gping/gping/probe"
 	"github.com/gping/gping/trace"
 )
 
@@ -92,7 +91,7 @@ func reportTable(start time.Time, hostname string, rows []trace.HopSummary, name
 // report runs rounds of traces of dst, each round's start interval after the one before,
 // count of them (0: until ctx ends), and writes mtr's report table of them. It returns the
 // exit code: 0 when the destination answered in some round.
-func report(ctx context.Context, o *options, e *probe.Engine, dst netip.Addr, cfg trace.Config,
+func report(ctx context.Context, o *options, e trace.Prober, dst netip.Addr, cfg trace.Config,
 	hostname string, names *namer, stdout, stderr io.Writer) int {
 	// No retries: Loss% is the share of probes lost, as in mtr, not of queries lost twice.
 	cfg.RetryAfter = cfg.Wait

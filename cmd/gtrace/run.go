@@ -9,6 +9,7 @@ import (
 
 	"github.com/gping/gping/icmp"
 	"github.com/gping/gping/internal/hostname"
+	"github.com/gping/gping/l4"
 	"github.com/gping/gping/probe"
 	"github.com/gping/gping/rawsock"
 	"github.com/gping/gping/trace"
@@ -61,15 +62,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		size = max(o.packetLen-ipHeader-8, 0)
 	}
 
-	e := probe.New(&probe.Config{Socket: rawsock.Config{
-		Mode: o.socket, Source: o.source, Interface: o.iface, TOS: o.tos,
-	}})
-	defer e.Close()
-	if err := e.Open(fam); err != nil {
+	sock := rawsock.Config{Mode: o.socket, Source: o.source, Interface: o.iface, TOS: o.tos}
+	prober, closeProber, err := openProber(o, fam, sock)
+	if err != nil {
 		return fail("%v", err)
 	}
-	// The socket is all gtrace needed privilege for: give up the rest before reading anything
-	// from the network.
+	defer closeProber()
+	// The sockets are all gtrace needed privilege for: give up the rest before reading
+	// anything from the network.
 	if err := rawsock.DropPrivileges(); err != nil {
 		fmt.Fprintf(stderr, "gtrace: warning: %v\n", err)
 	}
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			hostname = "localhost"
 		}
-		return report(ctx, o, e, dst, cfg, hostname, names, stdout, stderr)
+		return report(ctx, o, prober, dst, cfg, hostname, names, stdout, stderr)
 	}
 
 	out := bufio.NewWriter(stdout)
@@ -107,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			out.Flush()
 		}
 	}()
-	res, err := trace.Run(ctx, e, dst, &cfg, func(h trace.Hop) {
+	res, err := trace.Run(ctx, prober, dst, &cfg, func(h trace.Hop) {
 		for _, p := range h.Probes {
 			names.start(p.From)
 		}
@@ -124,4 +124,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitReached
 	}
 	return exitNotReached
+}
+
+// openProber opens the sockets of o's method for family f.
+func openProber(o *options, f icmp.Family, sock rawsock.Config) (trace.Prober, func() error, error) {
+	if o.method == methodICMP {
+		e := probe.New(&probe.Config{Socket: sock})
+		if err := e.Open(f); err != nil {
+			e.Close()
+			return nil, nil, err
+		}
+		return e, e.Close, nil
+	}
+	cfg := l4.Config{Protocol: l4.UDP, Port: o.port, Classic: o.classic, Socket: sock}
+	if o.method == methodTCP {
+		cfg.Protocol = l4.TCP
+	}
+	p, err := l4.Open(f, &cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, p.Close, nil
 }

@@ -1,0 +1,129 @@
+package trace
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/netlab"
+	"github.com/gping/gping/l4"
+	"github.com/gping/gping/rawsock"
+)
+
+// labProber opens an l4.Prober of the given mode whose sockets live in ns.
+func labProber(t *testing.T, ns *netlab.NS, f icmp.Family, cfg l4.Config) *l4.Prober {
+	t.Helper()
+	var p *l4.Prober
+	if err := ns.Do(func() (err error) {
+		p, err = l4.Open(f, &cfg)
+		return err
+	}); err != nil {
+		t.Fatalf("open %s %s prober in %s: %v", cfg.Protocol, f, ns.Name(), err)
+	}
+	if got := p.Mode(); got != cfg.Socket.Mode {
+		t.Fatalf("opened %s, want %s", got, cfg.Socket.Mode)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// TestLabChainL4: a chain of 10 routers, UDP (Paris and classic) and TCP, both families, both
+// privilege modes: exactly 11 hops in order, the target last.
+func TestLabChainL4(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(10)
+	// Traces back to back would empty the target's port-unreachable bucket; that case is
+	// TestLabRateLimitL4's.
+	c.Target.Sysctl(t, "net.ipv4.icmp_ratelimit", "0")
+	c.Target.Sysctl(t, "net.ipv6.icmp.ratelimit", "0")
+	for _, proto := range []l4.Protocol{l4.UDP, l4.TCP} {
+		for _, classic := range []bool{false, true} {
+			for _, tc := range labCases(c) {
+				name := fmt.Sprintf("%s/classic=%v/%s", proto, classic, tc.name)
+				t.Run(name, func(t *testing.T) {
+					p := labProber(t, c.Host, icmp.FamilyOf(tc.dst), l4.Config{Protocol: proto, Classic: classic, Socket: rawsock.Config{Mode: tc.mode}})
+					res, _ := trace(t, p, tc.dst, nil)
+					wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+				})
+			}
+		}
+	}
+}
+
+// TestLabRateLimitL4: a UDP trace through 10 routers and to a target that all have the
+// kernel's default ICMP rate limits: every hop answered with no retry, because the probes past
+// the target (Lookahead) leave its burst of 6 port unreachables for the queries at its TTL.
+// TCP for comparison: RSTs are not rate limited. Each mode has a chain of its own, so that
+// each first trace meets full token buckets.
+func TestLabRateLimitL4(t *testing.T) {
+	lab := netlab.New(t)
+	for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+		c := lab.Chain(10)
+		for _, r := range c.Routers {
+			r.RateLimitICMPErrors(t)
+		}
+		for _, tc := range labCases(c) {
+			if tc.mode != mode {
+				continue
+			}
+			for _, proto := range []l4.Protocol{l4.UDP, l4.TCP} {
+				t.Run(fmt.Sprintf("%s/%s", proto, tc.name), func(t *testing.T) {
+					p := labProber(t, c.Host, icmp.FamilyOf(tc.dst), l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: mode}})
+					res, _ := trace(t, p, tc.dst, &Config{Queries: 3})
+					wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+					if res.Retries != 0 {
+						t.Errorf("%d retries: a rate limit bit\n%s", res.Retries, dump(res.Hops))
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestLabECMP: on a diamond whose first router balances UDP flows over two branches, a Paris
+// trace (one flow) sees one branch in all of its probes, different flows see both branches
+// (so the lab does balance), and a classic trace, whose port changes with every probe, sees
+// both branches at the second hop.
+func TestLabECMP(t *testing.T) {
+	lab := netlab.New(t)
+	d := lab.Diamond()
+	type fam struct {
+		dst  netip.Addr
+		hops [3][]netip.Addr
+	}
+	for _, f := range []fam{{d.TargetAddr4, d.Hops4}, {d.TargetAddr6, d.Hops6}} {
+		for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
+			t.Run(fmt.Sprintf("%s/%s", mode, icmp.FamilyOf(f.dst)), func(t *testing.T) {
+				seen := map[netip.Addr]bool{}
+				for i := range 8 {
+					p := labProber(t, d.Host, icmp.FamilyOf(f.dst), l4.Config{Port: uint16(33434 + 7*i), Socket: rawsock.Config{Mode: mode}})
+					// Max 3 stops before the target, whose port unreachables are rate limited.
+					res, _ := trace(t, p, f.dst, &Config{Queries: 10, Max: 3})
+					if len(res.Hops) != 3 {
+						t.Fatalf("port %d: %d hops, reached %v:\n%s", p.Port(), len(res.Hops), res.Reached, dump(res.Hops))
+					}
+					branch := res.Hops[1].Probes[0].From
+					for _, pr := range res.Hops[1].Probes {
+						if pr.From != branch {
+							t.Fatalf("port %d: Paris probes took both branches:\n%s", p.Port(), dump(res.Hops))
+						}
+					}
+					seen[branch] = true
+				}
+				if len(seen) != 2 || !seen[f.hops[1][0]] || !seen[f.hops[1][1]] {
+					t.Fatalf("8 flows saw second hops %v, want both of %v: the lab does not balance", seen, f.hops[1])
+				}
+				p := labProber(t, d.Host, icmp.FamilyOf(f.dst), l4.Config{Classic: true, Socket: rawsock.Config{Mode: mode}})
+				res, _ := trace(t, p, f.dst, &Config{Queries: 10, Max: 3})
+				classic := map[netip.Addr]bool{}
+				for _, pr := range res.Hops[1].Probes {
+					classic[pr.From] = true
+				}
+				if len(classic) != 2 {
+					t.Fatalf("classic trace saw second hops %v, want both branches:\n%s", classic, dump(res.Hops))
+				}
+			})
+		}
+	}
+}
