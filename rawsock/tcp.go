@@ -46,6 +46,21 @@ func RouteSource(dst netip.Addr, cfg *Config) (netip.Addr, error) {
 	return routeSource(f, dst, cfg)
 }
 
+// RouteMTU returns the MTU of the link that the route to dst leaves by (cfg.Interface's, when
+// set): where a path MTU discovery starts (RFC 1191, RFC 8201). It ignores the path MTU the
+// kernel may have cached for dst from an earlier Packet Too Big, so that each discovery finds
+// the narrow link itself. Like RouteSource it sends nothing.
+func RouteMTU(dst netip.Addr, cfg *Config) (int, error) {
+	if !dst.IsValid() {
+		return 0, fmt.Errorf("%w: destination unset", ErrInvalidAddr)
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	_, mtu, err := route(icmp.FamilyOf(dst), dst.Unmap(), cfg)
+	return mtu, err
+}
+
 // TCPRawConn is a raw IPPROTO_TCP socket of one family; opening it needs CAP_NET_RAW. It sends
 // TCP segments the caller builds and receives a copy of every TCP segment that reaches the
 // host, while the kernel's TCP goes on handling them as well (so it answers a SYN-ACK for a

@@ -88,12 +88,18 @@ func bindDevice(fd int, cfg *Config) error {
 }
 
 func routeSource(f icmp.Family, dst netip.Addr, cfg *Config) (netip.Addr, error) {
+	src, _, err := route(f, dst, cfg)
+	return src, err
+}
+
+// route returns the source address of the route to dst and the MTU of the link it leaves by.
+func route(f icmp.Family, dst netip.Addr, cfg *Config) (netip.Addr, int, error) {
 	netw := "udp4"
 	if f == icmp.IPv6 {
 		netw = "udp6"
 	}
-	fail := func(err error) (netip.Addr, error) {
-		return netip.Addr{}, &net.OpError{Op: "route", Net: netw, Addr: ipAddr(dst), Err: err}
+	fail := func(err error) (netip.Addr, int, error) {
+		return netip.Addr{}, 0, &net.OpError{Op: "route", Net: netw, Addr: ipAddr(dst), Err: err}
 	}
 	fd, err := unix.Socket(familyDomain(f), unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -121,7 +127,42 @@ func routeSource(f icmp.Family, dst netip.Addr, cfg *Config) (netip.Addr, error)
 	if err != nil {
 		return fail(os.NewSyscallError("getsockname", err))
 	}
-	return addrPortOf(lsa).Addr(), nil
+	src := addrPortOf(lsa).Addr()
+	mtu, err := linkMTU(src, cfg.Interface)
+	if err != nil {
+		return fail(err)
+	}
+	return src, mtu, nil
+}
+
+// linkMTU returns the MTU of the interface named ifName or, if that is empty, of the one that
+// has the address src.
+func linkMTU(src netip.Addr, ifName string) (int, error) {
+	if ifName != "" {
+		ifi, err := net.InterfaceByName(ifName)
+		if err != nil {
+			return 0, err
+		}
+		return ifi.MTU, nil
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return 0, err
+	}
+	for _, ifi := range ifs {
+		addrs, err := ifi.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == src.Unmap() {
+					return ifi.MTU, nil
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: no interface has the source address %v", ErrInvalidAddr, src)
 }
 
 func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {

@@ -34,3 +34,7 @@ func dialTCPProbe(icmp.Family, netip.AddrPort, int, *Config) (*TCPProbe, error) 
 func (p *TCPProbe) wait(*Packet) error { return unsupported("wait") }
 
 func (p *TCPProbe) close() error { return unsupported("close") }
+
+func route(icmp.Family, netip.Addr, *Config) (netip.Addr, int, error) {
+	return netip.Addr{}, 0, unsupported("route")
+}

@@ -101,6 +101,9 @@ func dump(hops []Hop) string {
 				continue
 			}
 			fmt.Fprintf(&b, "  %s %v %s", p.From, p.RTT, p.Annotation)
+			if p.MTU > 0 {
+				fmt.Fprintf(&b, " F=%d", p.MTU)
+			}
 		}
 		b.WriteByte('\n')
 	}

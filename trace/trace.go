@@ -120,6 +120,14 @@ type Config struct {
 	// not spend its burst on probes with TTLs past it before the queries at its own TTL are
 	// sent: with Lookahead + Queries at most 6, none of its answers are lost.
 	Lookahead int
+	// MTU, if not zero, discovers the path MTU as traceroute --mtu does: probes are packets
+	// of MTU bytes (IP header included; Size is ignored), which the Prober must send with
+	// don't-fragment set (rawsock.PMTUProbe), and a query answered by Packet Too Big or
+	// Fragmentation Needed with a smaller MTU is sent again at that size rather than ending the
+	// trace. The first probe to go at a smaller size carries it in ProbeResult.MTU. Parallel
+	// then defaults to 1, as with traceroute, since every probe past the narrow link would
+	// draw its own rate-limited error.
+	MTU int
 }
 
 // ProbeResult is the outcome of one query of a hop. It is a plain value.
@@ -130,6 +138,10 @@ type ProbeResult struct {
 	// "!X", "!V", "!C", "!<code>" or "!<type-code>"), empty for Echo Reply and Time Exceeded.
 	Annotation string
 	Timeout    bool // no answer within Wait, retry included
+	// MTU is set, with Config.MTU, on the first probe of the trace sent at a smaller size than
+	// the probes before it: the packet size (IP header included) the path needed from this
+	// hop on. traceroute prints it as F=MTU.
+	MTU int
 	// MPLS is the label stack the router reported in an RFC 4950 extension (raw sockets
 	// only: a datagram socket's error queue drops extensions).
 	MPLS []icmp.MPLSLabel
@@ -151,7 +163,16 @@ type Result struct {
 	Hops []Hop
 	// Sent counts the probes sent, Retries those of them that were second attempts.
 	Sent, Retries int
+	// PathMTU is, with Config.MTU, the smallest MTU the path reported (Config.MTU if none).
+	PathMTU int
 }
+
+// Least MTUs: RFC 791 (every IPv4 host takes 68 bytes unfragmented) and RFC 8200 (1280 for
+// IPv6).
+const (
+	minMTU4 = 68
+	minMTU6 = 1280
+)
 
 func (c *Config) withDefaults() (Config, error) {
 	var o Config
@@ -169,6 +190,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if o.Parallel == 0 {
 		o.Parallel = DefaultParallel
+		if o.MTU > 0 {
+			o.Parallel = 1
+		}
 	}
 	if o.Wait == 0 {
 		o.Wait = DefaultWait
@@ -194,6 +218,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return o, fmt.Errorf("%w: %d queries out of 1..%d", ErrConfig, o.Queries, MaxQueries)
 	case o.Parallel < 1:
 		return o, fmt.Errorf("%w: parallel %d below 1", ErrConfig, o.Parallel)
+	case o.MTU != 0 && (o.MTU < minMTU4 || o.MTU > 65535):
+		return o, fmt.Errorf("%w: mtu %d out of %d..65535", ErrConfig, o.MTU, minMTU4)
 	case o.Lookahead < 0:
 		return o, fmt.Errorf("%w: lookahead %d below 0", ErrConfig, o.Lookahead)
 	case o.Wait < 0 || o.SendWait < 0 || o.Gap < 0 || o.RetryAfter < 0:
@@ -215,6 +241,7 @@ func validFactor(f float64) bool { return f == NoFactor || f > 0 && f <= 1e6 }
 type attempt struct {
 	seq  uint64
 	live bool // sent, and its outcome neither consumed nor canceled
+	mtu  int  // with Config.MTU: the packet size it was sent at
 }
 
 // query is one of the Queries probes of a hop: a first attempt and at most one retry.
@@ -226,6 +253,9 @@ type query struct {
 	noRetry  bool // the retry was sent or will not be
 	answered bool
 	final    bool // the answer ends the trace
+	mtu      int  // with Config.MTU: the size of the answered attempt
+	resend   bool // with Config.MTU: too big; sent again once no attempt is live
+	shrunk   bool // with Config.MTU: this is that second sending
 	gaveUp   bool // its wait, shortened by Here or Near, ran out: a timeout
 	res      ProbeResult
 }
@@ -233,7 +263,7 @@ type query struct {
 func (q *query) live() bool { return q.tries[0].live || q.tries[1].live }
 
 func (q *query) settled() bool {
-	return q.answered || q.gaveUp || q.nsent > 0 && q.noRetry && !q.live()
+	return !q.resend && (q.answered || q.gaveUp || q.nsent > 0 && q.noRetry && !q.live())
 }
 
 // answer returns the first answered query of h, traceroute's reference for Here and Near.
@@ -290,6 +320,9 @@ type tracer struct {
 	next     int       // next TTL to report
 	res      Result
 	err      error // a probe was canceled under us: the engine is closed
+	// mtu is the current probe size with Config.MTU (0 without); shown the last size reported
+	// in a ProbeResult.MTU; hdr the IP and ICMP/UDP header bytes of a probe.
+	mtu, shown, hdr int
 	// limited is set once the trace has seen a router lose some answers and give others, the
 	// mark of an ICMP rate limit: from then on no hop is judged silent before its retries.
 	limited bool
@@ -340,6 +373,16 @@ func Run(ctx context.Context, e Prober, dst netip.Addr, cfg *Config, onHop func(
 	}
 	for i := range t.hops {
 		t.hops[i].queries = make([]query, c.Queries)
+	}
+	if c.MTU > 0 {
+		t.mtu, t.shown, t.hdr = c.MTU, c.MTU, 28
+		if icmp.FamilyOf(dst) == icmp.IPv6 {
+			t.hdr = 48
+			if c.MTU < minMTU6 {
+				return Result{}, fmt.Errorf("%w: mtu %d below IPv6's %d", ErrConfig, c.MTU, minMTU6)
+			}
+		}
+		t.res.PathMTU = c.MTU
 	}
 	defer t.cancelAll()
 
@@ -508,8 +551,12 @@ func (t *tracer) frontier() (ttl, beyond int) {
 
 func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) error {
 	events := t.events
+	size := t.cfg.Size
+	if t.mtu > 0 {
+		size = t.mtu - t.hdr
+	}
 	req := probe.Request{
-		Dst: t.dst, Size: t.cfg.Size, TTL: ttl, Timeout: timeout, Flow: t.flow,
+		Dst: t.dst, Size: size, TTL: ttl, Timeout: timeout, Flow: t.flow,
 		OnResult: func(r probe.Result) {
 			// Duplicates and late answers add nothing to a trace (and may come after Run has
 			// returned, when nothing reads events); every other outcome comes once per attempt.
@@ -528,7 +575,7 @@ func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) e
 	if !q.live() {
 		t.busy++
 	}
-	q.tries[try] = attempt{seq: seq, live: true}
+	q.tries[try] = attempt{seq: seq, live: true, mtu: t.mtu}
 	q.nsent++
 	t.res.Sent++
 	if try > 0 {
@@ -541,10 +588,16 @@ func (t *tracer) start(ttl, qi, try int, timeout time.Duration, now time.Time) e
 func (t *tracer) handle(ev event) {
 	q := &t.hop(ev.ttl).queries[ev.q]
 	a := &q.tries[ev.try]
-	if !a.live {
+	if !a.live || a.seq != ev.r.Seq {
 		return // canceled after its outcome was already on its way
 	}
 	t.ended(q, a)
+	if q.resend {
+		if !q.live() {
+			*q = query{shrunk: true}
+		}
+		return
+	}
 	if q.gaveUp || ev.ttl < t.next {
 		return // judged a timeout already, as traceroute ignores an answer after its wait
 	}
@@ -566,8 +619,11 @@ func (t *tracer) handle(ev event) {
 	if q.answered {
 		return
 	}
+	if t.shrink(q, a, &ev.r) {
+		return
+	}
 	mark, final := annotate(&ev.r)
-	q.answered, q.final = true, final
+	q.answered, q.final, q.mtu = true, final, a.mtu
 	if ev.try == 1 {
 		t.limited = true // a first attempt was lost and its retry answered
 	}
@@ -581,6 +637,36 @@ func (t *tracer) handle(ev event) {
 		}
 		t.limit = ev.ttl
 	}
+}
+
+// shrink handles, with Config.MTU, an answer saying that attempt a of q was too big for the
+// path: the trace takes the smaller MTU, and q is sent again at it. It reports whether it did.
+func (t *tracer) shrink(q *query, a *attempt, r *probe.Result) bool {
+	tooBig := r.Kind == icmp.KindPacketTooBig ||
+		r.Kind == icmp.KindDestinationUnreachable && icmp.FamilyOf(t.dst) == icmp.IPv4 && r.Code == 4
+	if t.mtu == 0 || !tooBig || r.MTU <= 0 || r.MTU >= a.mtu {
+		return false
+	}
+	least := minMTU4
+	if icmp.FamilyOf(t.dst) == icmp.IPv6 {
+		least = minMTU6
+	}
+	t.mtu = min(t.mtu, max(r.MTU, least, t.hdr))
+	t.res.PathMTU = t.mtu
+	for j := range q.tries {
+		if q.tries[j].live {
+			t.cancel(q, &q.tries[j])
+		}
+	}
+	// As if never sent: send picks it up again as a first attempt, with the whole Wait. An
+	// attempt whose outcome is on its way still holds its place (busy, the events channel)
+	// until handle takes that outcome and does this.
+	if q.live() {
+		q.resend, q.noRetry = true, true
+	} else {
+		*q = query{shrunk: true}
+	}
+	return true
 }
 
 // expire judges as timeouts the queries whose wait, shortened by Here or Near, has run out,
@@ -619,7 +705,7 @@ func (t *tracer) expire(now time.Time) (wake time.Time) {
 		}
 		for i := range h.queries {
 			q := &h.queries[i]
-			if q.nsent > 0 && !q.answered && !now.Before(q.sent.Add(w)) {
+			if q.nsent > 0 && !q.answered && !q.resend && !now.Before(q.sent.Add(w)) {
 				t.limited = true
 			}
 		}
@@ -632,7 +718,7 @@ func (t *tracer) expire(now time.Time) (wake time.Time) {
 		silent := !here && relayed && !t.limited
 		for i := range h.queries {
 			q := &h.queries[i]
-			if q.nsent == 0 || q.answered || q.gaveUp {
+			if q.nsent == 0 || q.answered || q.gaveUp || q.resend {
 				continue
 			}
 			if retries && !q.noRetry && !silent {
@@ -719,12 +805,17 @@ func (t *tracer) report() {
 		out := Hop{TTL: t.next, Probes: make([]ProbeResult, len(h.queries))}
 		final := false
 		for i := range h.queries {
-			q := &h.queries[i]
-			if !q.settled() {
+			if !h.queries[i].settled() {
 				return
 			}
+		}
+		for i := range h.queries {
+			q := &h.queries[i]
 			if q.answered {
 				out.Probes[i] = q.res
+				if q.shrunk && q.mtu < t.shown {
+					out.Probes[i].MTU, t.shown = q.mtu, q.mtu
+				}
 			} else {
 				out.Probes[i] = ProbeResult{Timeout: true}
 			}

@@ -384,3 +384,75 @@ func TestLabReportUntilInterrupted(t *testing.T) {
 		}
 	}
 }
+
+// TestLabMethods: -U (Paris and --classic) and -T through 3 routers, both families, every
+// socket kind (as nobody: a UDP socket's error queue and connect()): the 4 hops in order, exit
+// 0, and the shape of traceroute's own -U / -T output in the same namespace.
+func TestLabMethods(t *testing.T) {
+	tr := cmdtest.NeedTool(t, "traceroute")
+	lab := netlab.New(t)
+	c := lab.Chain(3)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	// Back-to-back runs would empty the target's port-unreachable bucket (burst 6); the
+	// trace package tests that case.
+	c.Target.Sysctl(t, "net.ipv4.icmp_ratelimit", "0")
+	c.Target.Sysctl(t, "net.ipv6.icmp.ratelimit", "0")
+	for _, m := range [][]string{{"-U"}, {"-U", "--classic"}, {"-T"}, {"-U", "-p", "53"}, {"-T", "-p", "22"}} {
+		for _, f := range families(c) {
+			for _, mode := range cmdtest.Modes {
+				t.Run(fmt.Sprintf("%s/%s/%s", strings.Join(m, ""), f.name, mode), func(t *testing.T) {
+					out, errOut, code := cmdtest.InMode(t, c.Host, mode, gtraceBin, append(append([]string{"-n"}, m...), f.dst.String())...)
+					if code != 0 || errOut != "" {
+						t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+					}
+					wantHops(t, out, 3, f.path())
+					if mode == "raw" {
+						theirs, _, _ := cmdtest.InNS(t, c.Host, tr, append(append([]string{"-n"}, m[:1]...), f.dst.String())...)
+						cmdtest.SameShape(t, out, theirs)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestLabMTU: a 1400-byte link behind the second router: --mtu prints the route's MTU as the
+// packet size, F=1400 once, on the first probe of hop 3, and every hop answered.
+func TestLabMTU(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(3)
+	c.Target.Sysctl(t, "net.ipv4.icmp_ratelimit", "0")
+	c.Target.Sysctl(t, "net.ipv6.icmp.ratelimit", "0")
+	for _, link := range []struct {
+		ns   *netlab.NS
+		peer netip.Addr
+	}{{c.Routers[1], c.RouterAddr4[2]}, {c.Routers[2], c.RouterAddr4[1]}} {
+		dev := ""
+		fields := strings.Fields(link.ns.MustRun(t, "ip", "-o", "route", "get", link.peer.String()))
+		for i := 0; i+1 < len(fields); i++ {
+			if fields[i] == "dev" {
+				dev = fields[i+1]
+			}
+		}
+		link.ns.MustRun(t, "ip", "link", "set", "dev", dev, "mtu", "1400")
+	}
+	for _, m := range []string{"-I", "-U"} {
+		for _, f := range families(c) {
+			t.Run(m+"/"+f.name, func(t *testing.T) {
+				out, errOut, code := cmdtest.InNS(t, c.Host, gtraceBin, "-n", "--mtu", m, f.dst.String())
+				if code != 0 || errOut != "" {
+					t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+				}
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				if !strings.HasSuffix(lines[0], ", 1500 byte packets") {
+					t.Errorf("header %q, want the route's 1500 byte packets", lines[0])
+				}
+				if n := strings.Count(out, "F="); n != 1 || !strings.Contains(lines[3], " ms F=1400 ") {
+					t.Errorf("want one F=1400, after hop 3's first RTT:\n%s", out)
+				}
+				// wantHops reads the RTTs; the mark is not one.
+				wantHops(t, strings.ReplaceAll(out, " F=1400", ""), 3, f.path())
+			})
+		}
+	}
+}

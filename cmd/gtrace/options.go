@@ -60,6 +60,7 @@ type options struct {
 	classic    bool // --classic: no Paris flow
 	method     method
 	port       uint16 // -p; 0: the method's default
+	mtu        bool   // --mtu: path MTU discovery
 	extensions bool   // -e: show ICMP extensions (MPLS label stacks)
 	count      int
 	interval   time.Duration
@@ -113,6 +114,7 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("tos", "t", "set the TOS (IPv4 type of service) or TC (IPv6 traffic class) value")
 	str("sendwait", "z", "minimal time interval between probes")
 	str("socket", "", "socket kind: auto, raw or dgram")
+	fs.BoolVar(&o.mtu, "mtu", false, "discover the path MTU")
 	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
 	fs.BoolVar(&o.classic, "classic", false, "let the ICMP checksum vary per probe (no Paris flow)")
 	fs.BoolVarP(&o.extensions, "extensions", "e", false, "show ICMP extensions (RFC 4950 MPLS labels)")
@@ -261,6 +263,15 @@ func parseOptions(args []string) (*options, error) {
 		}
 		o.interval = d
 	}
+	if o.mtu && o.method == methodTCP {
+		return nil, cli.BadArg("--mtu needs -I or -U (TCP SYNs carry no payload)")
+	}
+	if o.mtu && o.report {
+		return nil, cli.BadArg("--mtu and --report cannot be combined")
+	}
+	if o.mtu && !fs.Lookup("sim-queries").Changed {
+		o.parallel = 1 // as traceroute --mtu: see trace.Config.MTU
+	}
 	if o.report && !fs.Lookup("queries").Changed {
 		o.queries = 1 // one probe per hop per round, as mtr sends
 	}
@@ -321,6 +332,10 @@ Options:
                               Minimal time interval between probes (default 0); above 10 it is
                               milliseconds, else seconds
   --socket kind               auto (default: ping socket, else raw), raw or dgram
+  --mtu                       Discover the MTU along the path: probes go unfragmented at the
+                              route's MTU (or packetlen) and shrink to what routers report;
+                              the new MTU is printed once as F=NUM at the first probe that
+                              needed it. Implies -N 1 unless -N is given
   -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950)
   --classic                   Let each probe's flow vary, as traceroute does (ICMP: the
                               checksum; UDP: the port); by default all probes of a trace

@@ -52,6 +52,9 @@ func hopLine(h trace.Hop, label func(netip.Addr) string, ext bool) string {
 			last = p.From
 		}
 		fmt.Fprintf(&b, "  %.3f ms", float64(p.RTT)/float64(time.Millisecond))
+		if p.MTU > 0 {
+			fmt.Fprintf(&b, " F=%d", p.MTU)
+		}
 		if p.Annotation != "" {
 			b.WriteString(" " + p.Annotation)
 		}

@@ -63,6 +63,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	sock := rawsock.Config{Mode: o.socket, Source: o.source, Interface: o.iface, TOS: o.tos}
+	mtu := 0
+	if o.mtu {
+		// Don't fragment, and do not let the kernel's cached path MTU refuse a probe either:
+		// the routers' own answers are what is being measured.
+		sock.PMTU = rawsock.PMTUProbe
+		mtu = o.packetLen
+		if mtu == 0 {
+			if mtu, err = rawsock.RouteMTU(dst, &sock); err != nil {
+				return fail("%v", err)
+			}
+		}
+		mtu = max(mtu, ipHeader+8)
+		size = mtu - ipHeader - 8
+	}
 	prober, closeProber, err := openProber(o, fam, sock)
 	if err != nil {
 		return fail("%v", err)
@@ -81,7 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := trace.Config{
 		First: o.first, Max: o.max, Queries: o.queries, Parallel: o.parallel,
 		Wait: o.wait, Here: o.here, Near: o.near, Size: payload, SendWait: o.sendwait,
-		Classic: o.classic,
+		Classic: o.classic, MTU: mtu,
 	}
 	names := newNamer(ctx, !o.numeric)
 	if o.report {
