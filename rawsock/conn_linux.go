@@ -154,64 +154,13 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		}
 	}()
 
-	opts := []sockopt{
-		{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
-		{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
-	}
-	if f == icmp.IPv4 {
-		opts = append(opts,
-			sockopt{"IP_RECVTTL", unix.IPPROTO_IP, unix.IP_RECVTTL, 1},
-			sockopt{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO, 1})
-		if mode == Unprivileged {
-			// Raw sockets get ICMP errors as packets already; both would double count.
-			opts = append(opts, sockopt{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR, 1})
-		}
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IP_MTU_DISCOVER", unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
-	} else {
-		opts = append(opts,
-			sockopt{"IPV6_RECVHOPLIMIT", unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1},
-			sockopt{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1})
-		if mode == Unprivileged {
-			opts = append(opts, sockopt{"IPV6_RECVERR", unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1})
-		}
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IPV6_MTU_DISCOVER", unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
-	}
-	if cfg.Mark != 0 {
-		opts = append(opts, sockopt{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(int32(cfg.Mark))})
-	}
-	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt("+o.name+")", err))
-		}
-	}
-	if cfg.RecvBuffer > 0 {
-		// SO_RCVBUFFORCE may exceed net.core.rmem_max but needs CAP_NET_ADMIN.
-		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RecvBuffer)
-		if err != nil {
-			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer)
-		}
-		if err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt(SO_RCVBUF)", err))
-		}
+	// Raw sockets get ICMP errors as packets already; an error queue too would double count.
+	if err := configure(fd, f, cfg, mode == Unprivileged); err != nil {
+		return nil, fail(err)
 	}
 	if mode == Privileged {
 		if err := setFilter(fd, f); err != nil {
 			return nil, fail(err)
-		}
-	}
-	if cfg.Interface != "" {
-		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, cfg.Interface); err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt(SO_BINDTODEVICE)", err))
 		}
 	}
 	// A datagram socket is always bound so that the kernel picks the echo identifier now.
@@ -258,6 +207,56 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		return w
 	}
 	return c, nil
+}
+
+// configure applies what every socket of this package gets: kernel receive timestamps, the
+// kernel's drop count, the received TTL / hop limit and local address, the error queue when
+// recvErr, and cfg's TOS, PMTU, Mark and RecvBuffer.
+func configure(fd int, f icmp.Family, cfg *Config, recvErr bool, extra ...sockopt) error {
+	opts := []sockopt{
+		{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
+		{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
+	}
+	ip, name := unix.IPPROTO_IP, "IP_"
+	ttl, pktinfo, recverr, tos, mtu := unix.IP_RECVTTL, unix.IP_PKTINFO, unix.IP_RECVERR, unix.IP_TOS, unix.IP_MTU_DISCOVER
+	if f == icmp.IPv6 {
+		ip, name = unix.IPPROTO_IPV6, "IPV6_"
+		ttl, pktinfo, recverr, tos, mtu = unix.IPV6_RECVHOPLIMIT, unix.IPV6_RECVPKTINFO, unix.IPV6_RECVERR, unix.IPV6_TCLASS, unix.IPV6_MTU_DISCOVER
+	}
+	opts = append(opts, sockopt{name + "RECVTTL", ip, ttl, 1}, sockopt{name + "PKTINFO", ip, pktinfo, 1})
+	if recvErr {
+		opts = append(opts, sockopt{name + "RECVERR", ip, recverr, 1})
+	}
+	if cfg.TOS != 0 {
+		opts = append(opts, sockopt{name + "TOS", ip, tos, cfg.TOS})
+	}
+	if cfg.PMTU != PMTUDefault {
+		opts = append(opts, sockopt{name + "MTU_DISCOVER", ip, mtu, pmtuValue(cfg.PMTU)})
+	}
+	if cfg.Mark != 0 {
+		opts = append(opts, sockopt{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(int32(cfg.Mark))})
+	}
+	for _, o := range append(opts, extra...) {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
+			return os.NewSyscallError("setsockopt("+o.name+")", err)
+		}
+	}
+	if cfg.RecvBuffer > 0 {
+		// SO_RCVBUFFORCE may exceed net.core.rmem_max but needs CAP_NET_ADMIN.
+		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RecvBuffer)
+		if err != nil {
+			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer)
+		}
+		if err != nil {
+			return os.NewSyscallError("setsockopt(SO_RCVBUF)", err)
+		}
+	}
+	if cfg.Interface != "" {
+		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, cfg.Interface); err != nil {
+			return os.NewSyscallError("setsockopt(SO_BINDTODEVICE)", err)
+		}
+	}
+	return nil
 }
 
 func pmtuValue(p PMTU) int {

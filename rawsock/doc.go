@@ -32,4 +32,15 @@
 //
 // WriteTo and ReadPacket do not allocate: control messages and socket addresses are encoded
 // and decoded in buffers owned by the Conn.
+//
+// # UDP and TCP probes
+//
+// Traceroute's other methods need sockets of other protocols. UDPConn is a UDP socket (RFC 768)
+// with a TTL per datagram whose ICMP errors, when it is opened Unprivileged, come back on its
+// error queue. TCPRawConn (CAP_NET_RAW) sends SYNs the caller builds (RFC 9293; for IPv6 the
+// kernel fills in the checksum, IPV6_CHECKSUM of RFC 3542) and sees every TCP segment that
+// arrives; TCPProbe is one unprivileged connect() with its own TTL and error queue.
+// RouteSource and RouteMTU ask the kernel about the route to a destination without sending.
+// NetNS lets a caller that creates sockets after setup (one per connect) create them in the
+// network namespace it was set up in.
 package rawsock

@@ -188,51 +188,13 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 		}
 	}()
 
-	opts := []sockopt{
-		{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
-		{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
+	var extra []sockopt
+	if f == icmp.IPv6 {
+		// Offset of the TCP checksum: the kernel fills it in on send, as IPv6 sockets cannot
+		// see the source address the route picks, and verifies it on receive.
+		extra = append(extra, sockopt{"IPV6_CHECKSUM", unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16})
 	}
-	if f == icmp.IPv4 {
-		// The TTL and destination come from the IP header raw IPv4 sockets deliver; PKTINFO
-		// adds the arrival interface.
-		opts = append(opts, sockopt{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO, 1})
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IP_MTU_DISCOVER", unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
-	} else {
-		opts = append(opts,
-			sockopt{"IPV6_RECVHOPLIMIT", unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1},
-			sockopt{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1},
-			// Offset of the TCP checksum: the kernel fills it in on send, as IPv6 sockets
-			// cannot see the source address the route picks, and verifies it on receive.
-			sockopt{"IPV6_CHECKSUM", unix.IPPROTO_IPV6, unix.IPV6_CHECKSUM, 16})
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IPV6_MTU_DISCOVER", unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
-	}
-	if cfg.Mark != 0 {
-		opts = append(opts, sockopt{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(int32(cfg.Mark))})
-	}
-	if err = setsockopts(fd, opts); err != nil {
-		return nil, fail(err)
-	}
-	if cfg.RecvBuffer > 0 {
-		// SO_RCVBUFFORCE may exceed net.core.rmem_max but needs CAP_NET_ADMIN.
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RecvBuffer)
-		if err != nil {
-			err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer)
-		}
-		if err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt(SO_RCVBUF)", err))
-		}
-	}
-	if err = bindDevice(fd, cfg); err != nil {
+	if err = configure(fd, f, cfg, false, extra...); err != nil {
 		return nil, fail(err)
 	}
 	if cfg.Source.IsValid() {
@@ -333,36 +295,19 @@ func dialTCPProbe(f icmp.Family, dst netip.AddrPort, ttl int, cfg *Config) (*TCP
 		}
 	}()
 
-	// SO_TIMESTAMPNS stamps error-queue entries with the arrival of the ICMP error.
-	opts := []sockopt{{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1}}
-	if f == icmp.IPv4 {
-		opts = append(opts, sockopt{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR, 1})
-		if ttl > 0 {
-			opts = append(opts, sockopt{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, ttl})
-		}
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, cfg.TOS})
-		}
-	} else {
-		opts = append(opts, sockopt{"IPV6_RECVERR", unix.IPPROTO_IPV6, unix.IPV6_RECVERR, 1})
-		if ttl > 0 {
-			opts = append(opts, sockopt{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl})
-		}
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS, cfg.TOS})
-		}
+	// SO_TIMESTAMPNS (in configure) stamps error-queue entries with the arrival of the ICMP
+	// error.
+	var hops []sockopt
+	if ttl > 0 && f == icmp.IPv4 {
+		hops = append(hops, sockopt{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, ttl})
+	} else if ttl > 0 {
+		hops = append(hops, sockopt{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl})
 	}
-	if cfg.Mark != 0 {
-		opts = append(opts, sockopt{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(int32(cfg.Mark))})
-	}
-	if err = setsockopts(fd, opts); err != nil {
+	if err = configure(fd, f, cfg, true, hops...); err != nil {
 		return nil, fail(err)
 	}
 	if err = unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}); err != nil {
 		err = os.NewSyscallError("setsockopt(SO_LINGER)", err)
-		return nil, fail(err)
-	}
-	if err = bindDevice(fd, cfg); err != nil {
 		return nil, fail(err)
 	}
 	if cfg.Source.IsValid() {
@@ -515,8 +460,10 @@ func (s *tcpProbeSys) readErrQueue(fd uintptr) bool {
 		pkt := s.pkt
 		*pkt = Packet{TTL: -1}
 		// As for Conn, msg_name is the destination of the packet the error is about.
+		// It is set after the control messages, whose IP_PKTINFO names our own address.
+		isErr := parseCmsgs(s.oob[:s.msg.Controllen], pkt)
 		pkt.Dst = sockaddrAddr(unsafe.Slice((*byte)(unsafe.Pointer(&s.name)), s.msg.Namelen))
-		if parseCmsgs(s.oob[:s.msg.Controllen], pkt) {
+		if isErr {
 			pkt.Err = &pkt.ext
 			pkt.Src = pkt.ext.Offender
 			return true

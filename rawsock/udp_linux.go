@@ -49,46 +49,12 @@ func listenUDP(f icmp.Family, port uint16, cfg *Config) (_ *UDPConn, err error) 
 			unix.Close(fd)
 		}
 	}()
-	opts := []sockopt{{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1}}
-	if f == icmp.IPv4 {
-		opts = append(opts,
-			sockopt{"IP_RECVTTL", unix.IPPROTO_IP, unix.IP_RECVTTL, 1},
-			sockopt{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
-			sockopt{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR, boolInt(mode == Unprivileged)})
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IP_MTU_DISCOVER", unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
-	} else {
-		opts = append(opts,
-			sockopt{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1},
-			sockopt{"IPV6_RECVHOPLIMIT", unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1},
-			sockopt{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1},
-			sockopt{"IPV6_RECVERR", unix.IPPROTO_IPV6, unix.IPV6_RECVERR, boolInt(mode == Unprivileged)})
-		if cfg.TOS != 0 {
-			opts = append(opts, sockopt{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS, cfg.TOS})
-		}
-		if cfg.PMTU != PMTUDefault {
-			opts = append(opts, sockopt{"IPV6_MTU_DISCOVER", unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, pmtuValue(cfg.PMTU)})
-		}
+	var v6only []sockopt
+	if f == icmp.IPv6 {
+		v6only = append(v6only, sockopt{"IPV6_V6ONLY", unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1})
 	}
-	if cfg.Mark != 0 {
-		opts = append(opts, sockopt{"SO_MARK", unix.SOL_SOCKET, unix.SO_MARK, int(int32(cfg.Mark))})
-	}
-	if cfg.RecvBuffer > 0 {
-		opts = append(opts, sockopt{"SO_RCVBUF", unix.SOL_SOCKET, unix.SO_RCVBUF, cfg.RecvBuffer})
-	}
-	for _, o := range opts {
-		if err := unix.SetsockoptInt(fd, o.level, o.opt, o.val); err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt("+o.name+")", err))
-		}
-	}
-	if cfg.Interface != "" {
-		if err := unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, cfg.Interface); err != nil {
-			return nil, fail(os.NewSyscallError("setsockopt(SO_BINDTODEVICE)", err))
-		}
+	if err := configure(fd, f, cfg, mode == Unprivileged, v6only...); err != nil {
+		return nil, fail(err)
 	}
 	sa, err := sockaddr(f, cfg.Source)
 	if err != nil {
@@ -111,13 +77,6 @@ func listenUDP(f icmp.Family, port uint16, cfg *Config) (_ *UDPConn, err error) 
 	}
 	c.sys.f, c.sys.rc, c.sys.net = file, rc, netw
 	return c, nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func setPort(sa unix.Sockaddr, port uint16) {

@@ -85,10 +85,11 @@ chain() {
 		echo "warning: IPv6 path not up" >&2
 }
 
-# ratelimits off|on: the routers' ICMP error rate limits.
+# ratelimits off|on: the ICMP error rate limits of the routers and of the target (whose port
+# unreachables answer UDP probes).
 ratelimits() {
 	local i
-	for ((i = 1; i < ${#nodes[@]} - 1; i++)); do
+	for ((i = 1; i < ${#nodes[@]}; i++)); do
 		if [ "$1" = off ]; then
 			ip netns exec "${nodes[i]}" sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv4.icmp_ratemask=0 \
 				net.ipv6.icmp.ratelimit=0
@@ -143,6 +144,7 @@ PY
 }
 
 gtwall=1
+declare -A walls
 # measure LABEL N FAMILY SILENT REFILL CMD...: runs CMD in the host namespace and prints a row.
 measure() {
 	local label=$1 n=$2 fam=$3 silent=$4 refill=$5
@@ -159,6 +161,7 @@ measure() {
 	t1=$(date +%s.%N)
 	wall=$(echo "$t1 - $t0" | bc -l)
 	[ "$label" = gtrace ] && gtwall=$wall
+	walls[$label]=$wall
 	read -r right stars < <(score "$n" "$fam" "$silent" "$tmp/out")
 	printf '  %-34s wall %7.3f s  x%7.2f  hops right %2d/%d  stars %3d\n' "$label" "$wall" \
 		"$(echo "$wall / $gtwall" | bc -l)" "$right" $((n + 1)) "$stars"
@@ -175,6 +178,19 @@ run() {
 	measure "tracepath" "$n" "$fam" "$silent" "$refill" tracepath -"$fam" -n -m 32 "$dst"
 	measure "mtr -r -c 1" "$n" "$fam" "$silent" "$refill" mtr -"$fam" -r -c 1 -n -m 32 "$dst"
 	measure "scamper trace" "$n" "$fam" "$silent" "$refill" scamper -O text -c "trace -P icmp-paris -q $q -m 32" -i "$dst"
+	measure "gtrace -U" "$n" "$fam" "$silent" "$refill" "$tmp/gtrace" -U -n -q "$q" "$dst"
+	measure "gtrace -T" "$n" "$fam" "$silent" "$refill" "$tmp/gtrace" -T -n -q "$q" "$dst"
+	measure "traceroute -T" "$n" "$fam" "$silent" "$refill" traceroute -"$fam" -T -n -q "$q" -m 32 "$dst"
+	local m line="  gtrace / traceroute, same method:"
+	for m in I U T; do
+		if [ -n "${walls[traceroute -$m]:-}" ]; then
+			local g=${walls[gtrace -$m]:-${walls[gtrace]}}
+			[ "$m" = I ] && g=${walls[gtrace]}
+			line+=$(printf '  -%s x%.2f' "$m" "$(echo "$g / ${walls[traceroute -$m]}" | bc -l)")
+		fi
+	done
+	echo "$line"
+	walls=()
 }
 
 echo "gtrace vs traceroute, tracepath, mtr, scamper ($(nproc) cores, $(uname -r))"

@@ -1,5 +1,6 @@
 // Package trace finds the routers on the path to a destination, as traceroute(8) does, with
-// ICMP echo requests sent through a shared probe.Engine.
+// probes sent through a Prober: ICMP echo requests through a shared probe.Engine, or UDP
+// datagrams and TCP SYNs (RFC 768, RFC 9293) through an l4.Prober.
 //
 // A probe with TTL (IPv4) or hop limit (IPv6) n expires at the n-th router, which answers with
 // ICMP Time Exceeded (RFC 792, RFC 4443 section 3.3); the destination itself answers with an
@@ -20,6 +21,30 @@
 // place of the attempt it repeats under Config.Parallel, so that lost first attempts cannot
 // hold back their own retries. A query is reported as a timeout only when both attempts went
 // unanswered.
+//
+// # Flows
+//
+// Routers that balance equal-cost paths hash a packet's addresses, protocol and ports (and,
+// on some, the ICMP checksum). Paris traceroute's rule, which Run follows by default, is to
+// keep all of those fixed for every probe of a trace, so that the hops reported are those of
+// one path rather than a mix of several: the ICMP probes carry one checksum (Config.Flow,
+// kept by a compensating payload word) and the l4.Prober keeps its ports. Config.Classic lets
+// them vary, as traceroute does.
+//
+// # A destination's own rate limit
+//
+// A UDP probe that reaches the destination is answered by a port unreachable, an ICMP error
+// and as rate limited as any other. Probes with TTLs past the destination's, sent in parallel
+// before its distance is known, would spend its burst of 6 and leave the queries at its own
+// TTL to wait a second each. Config.Lookahead (set from the Prober's AnswerBurst when zero)
+// bounds the probes in flight past the last router that has answered: with Lookahead plus
+// Queries at most 6, a UDP trace through kernel-default limits needs no retry.
+//
+// # Path MTU
+//
+// With Config.MTU, probes are that large and unfragmentable, and one answered by Packet Too
+// Big or Fragmentation Needed (RFC 1191, RFC 8201) is sent again at the MTU it names: the trace
+// reports where the path narrows (traceroute --mtu's F=NUM) as well as the hops.
 //
 // # Waits
 //
