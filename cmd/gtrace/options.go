@@ -59,9 +59,11 @@ type options struct {
 	report     bool
 	classic    bool // --classic: no Paris flow
 	method     method
-	port       uint16 // -p; 0: the method's default
-	mtu        bool   // --mtu: path MTU discovery
-	extensions bool   // -e: show ICMP extensions (MPLS label stacks)
+	port       uint16  // -p; 0: the method's default
+	mtu        bool    // --mtu: path MTU discovery
+	multipath  bool    // --multipath: MDA
+	confidence float64 // --confidence, as a probability of missing an interface; 0: default
+	extensions bool    // -e: show ICMP extensions (MPLS label stacks)
 	count      int
 	interval   time.Duration
 }
@@ -115,6 +117,8 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("sendwait", "z", "minimal time interval between probes")
 	str("socket", "", "socket kind: auto, raw or dgram")
 	fs.BoolVar(&o.mtu, "mtu", false, "discover the path MTU")
+	fs.BoolVar(&o.multipath, "multipath", false, "find every path through load balancers (MDA)")
+	str("confidence", "", "--multipath's confidence in percent")
 	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
 	fs.BoolVar(&o.classic, "classic", false, "let the ICMP checksum vary per probe (no Paris flow)")
 	fs.BoolVarP(&o.extensions, "extensions", "e", false, "show ICMP extensions (RFC 4950 MPLS labels)")
@@ -269,6 +273,16 @@ func parseOptions(args []string) (*options, error) {
 	if o.mtu && o.report {
 		return nil, cli.BadArg("--mtu and --report cannot be combined")
 	}
+	if v, ok := set("confidence"); ok {
+		pct, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(pct > 0 && pct < 100) || !o.multipath {
+			return nil, cli.BadArg("--confidence needs --multipath and a percentage between 0 and 100, not '%s'", v)
+		}
+		o.confidence = 1 - pct/100
+	}
+	if o.multipath && (o.mtu || o.report || o.classic) {
+		return nil, cli.BadArg("--multipath cannot be combined with --mtu, --report or --classic")
+	}
 	if o.mtu && !fs.Lookup("sim-queries").Changed {
 		o.parallel = 1 // as traceroute --mtu: see trace.Config.MTU
 	}
@@ -336,6 +350,13 @@ Options:
                               route's MTU (or packetlen) and shrink to what routers report;
                               the new MTU is printed once as F=NUM at the first probe that
                               needed it. Implies -N 1 unless -N is given
+  --multipath                 Find every path through routers that balance flows (MDA,
+                              Paris traceroute): each hop gets flows on new ports until
+                              the chance of a missed interface is under 5%; prints every
+                              interface of a hop with its best RTT. Use with -U or -T
+                              (Linux routers hash ICMP echo on addresses only)
+  --confidence pct            Confidence of --multipath that no interface was missed, per
+                              hop (default 95; 99 sends about 1.5 times the flows)
   -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950)
   --classic                   Let each probe's flow vary, as traceroute does (ICMP: the
                               checksum; UDP: the port); by default all probes of a trace

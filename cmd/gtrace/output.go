@@ -63,6 +63,25 @@ func hopLine(h trace.Hop, label func(netip.Addr) string, ext bool) string {
 	return b.String()
 }
 
+// multiHopLine is one hop of --multipath: every interface that answered, with its best RTT
+// and its mark, in traceroute's way of naming a new address inside a line; "*" for a silent
+// hop.
+func multiHopLine(h trace.MultiHop, label func(netip.Addr) string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%2d ", h.TTL)
+	if len(h.Interfaces) == 0 {
+		b.WriteString(" *")
+	}
+	for _, in := range h.Interfaces {
+		fmt.Fprintf(&b, " %s  %.3f ms", label(in.Addr), float64(in.RTT)/float64(time.Millisecond))
+		if in.Annotation != "" {
+			b.WriteString(" " + in.Annotation)
+		}
+	}
+	b.WriteByte('\n')
+	return b.String()
+}
+
 // Reverse lookups: each bounded in time (hostname.Timeout), at most namerParallel at once,
 // results cached.
 const (

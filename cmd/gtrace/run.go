@@ -110,34 +110,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprint(out, header(o.host, dst, o.max, ipHeader+8+size))
 	out.Flush()
 
-	// Hops are printed by their own goroutine so that reverse lookups never hold up probes;
-	// the channel holds every hop a trace can have, so onHop never blocks.
-	hops := make(chan trace.Hop, trace.MaxTTL)
-	printed := make(chan struct{})
-	go func() {
-		defer close(printed)
-		for h := range hops {
-			fmt.Fprint(out, hopLine(h, names.label, o.extensions))
-			out.Flush()
-		}
-	}()
-	res, err := trace.Run(ctx, prober, dst, &cfg, func(h trace.Hop) {
-		for _, p := range h.Probes {
-			names.start(p.From)
-		}
-		hops <- h
-	})
-	close(hops)
-	<-printed
+	emit, printed := startPrinter(out)
+	var reached bool
+	if o.multipath {
+		var res trace.MultiResult
+		res, err = trace.Multipath(ctx, prober, dst, &trace.MultipathConfig{
+			First: o.first, Max: o.max, Wait: o.wait, Parallel: o.parallel, Size: payload,
+			Confidence: o.confidence,
+		}, func(h trace.MultiHop) {
+			for _, in := range h.Interfaces {
+				names.start(in.Addr)
+			}
+			emit(func() string { return multiHopLine(h, names.label) })
+		})
+		reached = res.Reached
+	} else {
+		var res trace.Result
+		res, err = trace.Run(ctx, prober, dst, &cfg, func(h trace.Hop) {
+			for _, p := range h.Probes {
+				names.start(p.From)
+			}
+			emit(func() string { return hopLine(h, names.label, o.extensions) })
+		})
+		reached = res.Reached
+	}
+	printed()
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return exitNotReached
 	case err != nil:
 		return fail("%v", err)
-	case res.Reached:
+	case reached:
 		return exitReached
 	}
 	return exitNotReached
+}
+
+// startPrinter prints hop lines on a goroutine of its own, so that reverse lookups (inside the
+// line functions) never hold up probes. emit never blocks: the channel holds a line for every
+// hop a trace can have. wait, called once after the last emit, returns when all are printed.
+func startPrinter(out *bufio.Writer) (emit func(line func() string), wait func()) {
+	lines := make(chan func() string, trace.MaxTTL)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for line := range lines {
+			fmt.Fprint(out, line())
+			out.Flush()
+		}
+	}()
+	return func(line func() string) { lines <- line }, func() { close(lines); <-done }
 }
 
 // openProber opens the sockets of o's method for family f.

@@ -22,7 +22,10 @@ type Diamond struct {
 	HostAddr4, TargetAddr4 netip.Addr
 	HostAddr6, TargetAddr6 netip.Addr
 	// Hops4 and Hops6 are the addresses that answer at TTL 1, 2 and 3: A, then B1 or B2 (their
-	// A-facing addresses, Hops[1][0] and Hops[1][1]), then C.
+	// A-facing addresses, Hops[1][0] and Hops[1][1]), then C. C's IPv4 Time Exceeded comes
+	// from its address towards B1, the route back, whichever branch the probe took; Linux
+	// sources an ICMPv6 error from the link the probe came in on, so Hops6[2] has C's address
+	// on each branch's link.
 	Hops4, Hops6 [3][]netip.Addr
 }
 
@@ -109,5 +112,7 @@ func (l *Lab) Diamond() *Diamond {
 			d.Hops6[i] = append(d.Hops6[i], r6)
 		}
 	}
+	_, c6 := linkAddrs6(4)
+	d.Hops6[2] = append(d.Hops6[2], c6)
 	return d
 }
