@@ -14,6 +14,7 @@
 # Sends only inside its namespaces and deletes them on exit.
 #
 #   sudo bash scripts/bench-trace.sh
+#   sudo CASES=diamond bash scripts/bench-trace.sh   # only the ECMP diamond (or CASES=chains)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -193,7 +194,76 @@ run() {
 	walls=()
 }
 
+# diamond: Host - A - {B1, B2} - C - Target, A balancing on the five-tuple (netlab.Diamond's
+# plan: link k, 0..5 = h-a, a-b1, a-b2, b1-c, b2-c, c-t, is 198.18.k.0/30 and 2001:db8:0:k::/64).
+diamond() {
+	local x k
+	for x in "${nodes[@]}"; do ip netns del "$x" 2>/dev/null || true; done
+	nodes=("${p}h" "${p}a" "${p}b1" "${p}b2" "${p}c" "${p}t")
+	for x in "${nodes[@]}"; do ip netns add "$x"; ip -n "$x" link set lo up; done
+	local left=(0 1 1 2 3 4) right=(1 2 3 4 4 5)
+	for k in 0 1 2 3 4 5; do
+		local l=${nodes[${left[k]}]} r=${nodes[${right[k]}]}
+		ip link add "${p}d${k}a" netns "$l" type veth peer name "${p}d${k}b" netns "$r"
+		ip -n "$l" addr add "198.18.$k.1/30" dev "${p}d${k}a"
+		ip -n "$l" addr add "2001:db8:0:$k::1/64" dev "${p}d${k}a" nodad
+		ip -n "$r" addr add "198.18.$k.2/30" dev "${p}d${k}b"
+		ip -n "$r" addr add "2001:db8:0:$k::2/64" dev "${p}d${k}b" nodad
+		ip -n "$l" link set "${p}d${k}a" up
+		ip -n "$r" link set "${p}d${k}b" up
+	done
+	r4() { ip -n "$1" route add "$2" via "$3"; }
+	r4 "${p}h" default 198.18.0.2; ip -n "${p}h" route add ::/0 via 2001:db8::2
+	r4 "${p}t" default 198.18.5.1; ip -n "${p}t" route add ::/0 via 2001:db8:0:5::1
+	ip -n "${p}a" route add 198.18.5.0/30 nexthop via 198.18.1.2 nexthop via 198.18.2.2
+	ip -n "${p}a" route add 2001:db8:0:5::/64 nexthop via 2001:db8:0:1::2 nexthop via 2001:db8:0:2::2
+	r4 "${p}a" 198.18.3.0/30 198.18.1.2; r4 "${p}a" 198.18.4.0/30 198.18.2.2
+	for k in 0 2; do r4 "${p}b1" "198.18.$k.0/30" 198.18.1.1; ip -n "${p}b1" route add "2001:db8:0:$k::/64" via 2001:db8:0:1::1; done
+	r4 "${p}b1" 198.18.5.0/30 198.18.3.2; ip -n "${p}b1" route add 2001:db8:0:5::/64 via 2001:db8:0:3::2
+	for k in 0 1; do r4 "${p}b2" "198.18.$k.0/30" 198.18.2.1; ip -n "${p}b2" route add "2001:db8:0:$k::/64" via 2001:db8:0:2::1; done
+	r4 "${p}b2" 198.18.5.0/30 198.18.4.2; ip -n "${p}b2" route add 2001:db8:0:5::/64 via 2001:db8:0:4::2
+	for k in 0 1; do r4 "${p}c" "198.18.$k.0/30" 198.18.3.1; ip -n "${p}c" route add "2001:db8:0:$k::/64" via 2001:db8:0:3::1; done
+	r4 "${p}c" 198.18.2.0/30 198.18.4.1; ip -n "${p}c" route add 2001:db8:0:2::/64 via 2001:db8:0:4::1
+	for x in a b1 b2 c; do
+		ip netns exec "${p}$x" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	done
+	ip netns exec "${p}a" sysctl -qw net.ipv4.fib_multipath_hash_policy=1 net.ipv6.fib_multipath_hash_policy=1
+	ratelimits off
+	ip netns exec "${p}h" ping -c 2 -i 0.2 -W 2 198.18.5.2 >/dev/null || echo "warning: diamond not up" >&2
+}
+
+# branches LABEL CMD...: wall time and how many of the two second hops a tool names.
+branches() {
+	local label=$1
+	shift
+	if ! command -v "$1" >/dev/null && [ ! -x "$1" ]; then
+		printf '  %-34s skipped: %s not installed\n' "$label" "$1"
+		return
+	fi
+	local t0 t1
+	t0=$(date +%s.%N)
+	timeout 120 ip netns exec "${p}h" "$@" >"$tmp/out" 2>&1 || true
+	t1=$(date +%s.%N)
+	local n=0 a
+	for a in 198.18.1.2 198.18.2.2; do grep -qw "$a" "$tmp/out" && n=$((n + 1)); done
+	printf '  %-34s wall %7.3f s  branches found %d/2\n' "$label" "$(echo "$t1 - $t0" | bc -l)" "$n"
+}
+
 echo "gtrace vs traceroute, tracepath, mtr, scamper ($(nproc) cores, $(uname -r))"
+CASES=${CASES:-diamond chains}
+if [[ " $CASES " == *" diamond "* ]]; then
+diamond
+echo "== ECMP diamond: A balances UDP/TCP flows over B1 and B2, IPv4, destination 198.18.5.2"
+for i in 1 2 3; do
+	branches "gtrace -U --multipath (run $i)" "$tmp/gtrace" -n -U --multipath 198.18.5.2
+done
+branches "scamper tracelb" scamper -O text -c "tracelb -P udp-dport" -i 198.18.5.2
+branches "gtrace -U (Paris, -q 10)" "$tmp/gtrace" -n -U -q 10 198.18.5.2
+branches "gtrace -U --classic -q 10" "$tmp/gtrace" -n -U --classic -q 10 198.18.5.2
+branches "traceroute -U -q 10" traceroute -U -n -q 10 198.18.5.2
+branches "traceroute (default UDP) -q 10" traceroute -n -q 10 198.18.5.2
+fi
+[[ " $CASES " == *" chains "* ]] || exit 0
 for n in 10 31; do
 	chain "$n"
 	run "unlimited" "$n" 4 0 no 3
