@@ -81,6 +81,25 @@ func TestLabRateLimitL4(t *testing.T) {
 	}
 }
 
+// TestLabRateLimitQueriesUDP: -q 10 with UDP through 10 routers and a target with the
+// kernel's default rate limits: every query of every hop answered within the Wait. Each router
+// answers 6 at once and the rest on retries, one per refill; the queries waiting for those
+// must not hold back, under Parallel, first attempts that would take the refilled tokens
+// (tracer.park).
+func TestLabRateLimitQueriesUDP(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(10)
+	for _, r := range c.Routers {
+		r.RateLimitICMPErrors(t)
+	}
+	p := labProber(t, c.Host, icmp.IPv4, l4.Config{Socket: rawsock.Config{Mode: rawsock.Privileged}})
+	res, _ := trace(t, p, c.TargetAddr4, &Config{Queries: 10})
+	wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+	if res.Retries == 0 {
+		t.Errorf("no retries: the rate limit did not bite")
+	}
+}
+
 // TestLabECMP: on a diamond whose first router balances UDP flows over two branches, a Paris
 // trace (one flow) sees one branch in all of its probes, different flows see both branches
 // (so the lab does balance), and a classic trace, whose port changes with every probe, sees

@@ -255,6 +255,7 @@ type query struct {
 	final    bool // the answer ends the trace
 	mtu      int  // with Config.MTU: the size of the answered attempt
 	resend   bool // with Config.MTU: too big; sent again once no attempt is live
+	parked   bool // not counted in busy: see tracer.park
 	shrunk   bool // with Config.MTU: this is that second sending
 	gaveUp   bool // its wait, shortened by Here or Near, ran out: a timeout
 	res      ProbeResult
@@ -311,9 +312,11 @@ type tracer struct {
 	hops   []hop // index ttl-First
 	events chan event
 
-	// busy counts the queries with a live attempt; Parallel bounds it. A retry takes over the
-	// place of the attempt it repeats, so that first attempts lost to a rate limit cannot keep
-	// their own retries from going out.
+	// busy counts the queries with a live attempt that are not parked; Parallel bounds it. A
+	// retry takes over the place of the attempt it repeats, so that first attempts lost to a
+	// rate limit cannot keep their own retries from going out; and a query parked for its
+	// retry (see park) gives its place up, so that lost queries cannot keep other queries'
+	// first attempts back until the refill that their retries need.
 	busy     int
 	lastSend time.Time // for SendWait
 	limit    int       // highest TTL that can still matter: Max, or the lowest final TTL
@@ -365,10 +368,10 @@ func Run(ctx context.Context, e Prober, dst netip.Addr, cfg *Config, onHop func(
 	t := &tracer{
 		e: e, dst: dst, cfg: c, onHop: onHop, flow: flow,
 		hops: make([]hop, c.Max-c.First+1),
-		// Every live attempt owes at most one event, and at most two attempts of each of at
-		// most Parallel busy queries are live: the engine's callback never blocks on this
-		// channel.
-		events: make(chan event, 2*c.Parallel),
+		// Every live attempt owes at most one event, and each query has at most two live
+		// attempts: the engine's callback never blocks on this channel. (Parallel does not
+		// bound live attempts: parked queries keep theirs.)
+		events: make(chan event, 2*c.Queries*(c.Max-c.First+1)),
 		limit:  c.Max, next: c.First,
 	}
 	for i := range t.hops {
@@ -710,6 +713,22 @@ func (t *tracer) expire(now time.Time) (wake time.Time) {
 			}
 		}
 	}
+	for ttl := t.next; ttl <= t.limit; ttl++ {
+		h := t.hop(ttl)
+		w, here := waitOf(h, 0, false)
+		if !here {
+			continue
+		}
+		for i := range h.queries {
+			if q := &h.queries[i]; q.nsent == 1 && !q.answered && !q.resend && !now.Before(q.sent.Add(w)) {
+				t.park(q)
+			} else if q.nsent == 1 && !q.answered && !q.parked && q.live() {
+				if at := q.sent.Add(w); wake.IsZero() || at.Before(wake) {
+					wake = at
+				}
+			}
+		}
+	}
 	var nearRTT time.Duration
 	near, relayed := false, false
 	for ttl := t.limit; ttl >= t.next; ttl-- {
@@ -766,7 +785,19 @@ func (t *tracer) giveUp(q *query) {
 // ended marks attempt a of query q as no longer live.
 func (t *tracer) ended(q *query, a *attempt) {
 	a.live = false
-	if !q.live() {
+	if !q.live() && !q.parked {
+		t.busy--
+	}
+}
+
+// park takes q, a query of a hop that has answered other queries and whose first attempt has
+// gone unanswered for that hop's Here wait, out of Parallel's count: the router is rate
+// limiting, q waits for its retry after the refill, and holding its place until then would
+// keep the first attempts of other queries back until that same refill, when they would take
+// the token q's retry needs.
+func (t *tracer) park(q *query) {
+	if !q.parked && q.live() {
+		q.parked = true
 		t.busy--
 	}
 }
