@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -93,26 +92,52 @@ type counters struct {
 }
 
 // key identifies a pending probe by what an answer carries in its clear fields: the address the
-// probe went to and the 16-bit ICMP sequence.
+// probe went to and the 16-bit ICMP sequence. The address is in its 16-byte form (addresses are
+// unmapped first, so IPv4 and IPv6 cannot collide); the zone, if any, is checked against the
+// entry's dst. 18 bytes instead of netip.Addr's 24 and a uint32 handle instead of a pointer make
+// a map slot 24 bytes instead of 40: the table holds every probe answered within a Timeout.
 type key struct {
-	dst netip.Addr
-	seq uint16
+	addr [16]byte
+	seq  uint16
 }
 
+func keyOf(dst netip.Addr, seq uint16) key { return key{dst.As16(), seq} }
+
+// handle is an entry's index in the engine's slab.
+type handle uint32
+
+// entry is one registered probe, 64 bytes: the engine keeps one for each probe sent within the
+// last Timeout (two for the unanswered), so at thousands of targets it is most of the heap.
 type entry struct {
-	key      key
-	seq      uint64
-	size     int
-	sent     time.Time
-	deadline time.Time
-	done     bool // answered (reply or error): later answers are duplicates
-	// expired: the Timeout passed with no answer and was reported; the entry stays one more
-	// Timeout so that an answer arriving now reaches its owner as Late.
-	expired  bool
-	hidx     int  // index in the deadline heap
-	flow     bool // the payload carries a flow word (Request.Flow), not pattern, at 16..17
+	dst  netip.Addr
+	seq  uint64
+	sent int64 // monotonic nanoseconds since Engine.epoch
+	// deadline, in the same clock, is when the entry leaves the deadline queues: its Timeout, or
+	// a Timeout later once expired.
+	deadline int64
 	onResult func(Result)
+	size     uint16 // payload bytes; MaxPayload6 fits
+	state    uint8  // entryDone | entryExpired | entryFlow | entryDead
 }
+
+const (
+	// entryDone: answered (reply or error); later answers are duplicates.
+	entryDone = 1 << iota
+	// entryExpired: the Timeout passed with no answer and was reported; the entry stays one more
+	// Timeout so that an answer arriving now reaches its owner as Late.
+	entryExpired
+	// entryFlow: the payload carries a flow word (Request.Flow), not pattern, at 16..17.
+	entryFlow
+	// entryDead: removed from pending (canceled, failed to send, or its key given to a newer
+	// probe); the slot is freed when the deadline queues reach it.
+	entryDead
+)
+
+func (ent *entry) is(flag uint8) bool { return ent.state&flag != 0 }
+
+// slabChunk entries are allocated at a time; chunks are never moved, so growing the slab
+// copies nothing.
+const slabChunk = 256
 
 // socket is one opened ICMP socket and its reader's state.
 type socket struct {
@@ -135,9 +160,22 @@ type Engine struct {
 	openMu sync.Mutex // serialises socket opening; never held on the probe path
 	socks  [2]atomic.Pointer[socket]
 
-	mu       sync.Mutex // guards pending, deadlines, closed
-	pending  map[key]*entry
-	byTime   deadlineHeap
+	// epoch is the zero of the entries' int64 clock; its monotonic reading makes every time
+	// derived from it monotonic too.
+	epoch time.Time
+
+	mu      sync.Mutex // guards the fields below
+	pending map[key]handle
+	slab    []*[slabChunk]entry
+	free    []handle // slots to reuse
+	used    handle   // slots ever handed out
+	// Entries leave in deadline order through fifo while deadlines arrive in order, which they
+	// do whenever probes share a Timeout (a clock that only advances, plus a constant); the
+	// others go through byTime. Either way an entry is pushed once and popped once, and Cancel
+	// only marks it dead, so no removal from the middle is ever needed.
+	fifo     ring
+	byTime   handleHeap
+	armed    int64 // deadline the timer is set for; -1 when stopped
 	timer    *time.Timer
 	closed   bool
 	readers  sync.WaitGroup
@@ -150,7 +188,9 @@ func New(cfg *Config) *Engine {
 	e := &Engine{
 		token:   rand.Uint64(),
 		rawID:   uint16(rand.Uint32()),
-		pending: make(map[key]*entry),
+		epoch:   time.Now(),
+		pending: make(map[key]handle),
+		armed:   -1,
 	}
 	if cfg != nil {
 		e.cfg = *cfg
@@ -270,53 +310,23 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ent := &entry{size: r.Size, onResult: r.OnResult, flow: r.Flow != 0}
+	var state uint8
+	if r.Flow != 0 {
+		state = entryFlow
+	}
+	seq, err := e.register(dst, timeout, uint16(r.Size), state, r.OnResult)
+	if err != nil {
+		return 0, err
+	}
 	bp := e.bufs.Get().(*[]byte)
 	defer e.bufs.Put(bp)
-
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return 0, ErrClosed
-	}
-	// Skip sequence numbers whose 16-bit form is still awaiting an answer from this
-	// destination: two such probes could not be told apart by an 8-byte ICMP error quote. An
-	// answered or expired probe only stays to recognise duplicates and late answers, and gives
-	// its key up to a new one (a flood sends more than 65536 probes within a timeout); a later
-	// answer to it then fails the 64-bit sequence check and counts as late.
-	for tries := 0; ; tries++ {
-		if tries > 0xffff {
-			e.mu.Unlock()
-			return 0, fmt.Errorf("%w %s", ErrBusy, dst)
-		}
-		ent.seq = e.seq.Add(1)
-		ent.key = key{dst, uint16(ent.seq)}
-		old, busy := e.pending[ent.key]
-		if !busy {
-			break
-		}
-		if old.done || old.expired {
-			delete(e.pending, old.key)
-			heap.Remove(&e.byTime, old.hidx)
-			break
-		}
-	}
-	e.pending[ent.key] = ent
-	// Registered before the write: a quick reply cannot race its own registration.
-	ent.sent = time.Now()
-	ent.deadline = ent.sent.Add(timeout)
-	heap.Push(&e.byTime, ent)
-	if ent.hidx == 0 {
-		e.timer.Reset(timeout)
-	}
-	e.mu.Unlock()
 
 	// One buffer holds the payload and then the packet built from it.
 	if need := 2*r.Size + 64; cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
-	b := icmp.AppendPayload((*bp)[:0], r.Size, e.token, ent.seq)
-	pkt := icmp.AppendEchoRequest(b[len(b):], f, s.id, uint16(ent.seq), b)
+	b := icmp.AppendPayload((*bp)[:0], r.Size, e.token, seq)
+	pkt := icmp.AppendEchoRequest(b[len(b):], f, s.id, uint16(seq), b)
 	if r.Flow != 0 {
 		icmp.FixChecksum(pkt, f, r.Flow)
 	}
@@ -326,11 +336,56 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	}
 	if err := s.conn.WriteTo(pkt, dst, opt); err != nil {
 		e.counters.sendErrors.Add(1)
-		e.remove(ent.key, ent.seq)
+		e.remove(dst, seq)
 		return 0, fmt.Errorf("probe: send to %s: %w", dst, err)
 	}
 	e.counters.sent.Add(1)
-	return ent.seq, nil
+	return seq, nil
+}
+
+// register enters a probe to dst in the pending table and returns its sequence number.
+// Registration comes before the write, so a quick reply cannot race it.
+func (e *Engine) register(dst netip.Addr, timeout time.Duration, size uint16, state uint8, onResult func(Result)) (uint64, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return 0, ErrClosed
+	}
+	var (
+		seq uint64
+		k   key
+	)
+	// Skip sequence numbers whose 16-bit form is still awaiting an answer from this
+	// destination: two such probes could not be told apart by an 8-byte ICMP error quote. An
+	// answered or expired probe only stays to recognise duplicates and late answers, and gives
+	// its key up to a new one (a flood sends more than 65536 probes within a timeout); a later
+	// answer to it then fails the 64-bit sequence check and counts as late.
+	for tries := 0; ; tries++ {
+		if tries > 0xffff {
+			return 0, fmt.Errorf("%w %s", ErrBusy, dst)
+		}
+		seq = e.seq.Add(1)
+		k = keyOf(dst, uint16(seq))
+		oh, busy := e.pending[k]
+		if !busy {
+			break
+		}
+		if old := e.ent(oh); old.is(entryDone | entryExpired) {
+			e.drop(k, old)
+			break
+		}
+	}
+	h := e.alloc()
+	ent := e.ent(h)
+	sent := int64(time.Since(e.epoch))
+	*ent = entry{dst: dst, seq: seq, sent: sent, deadline: sent + int64(timeout), onResult: onResult, size: size, state: state}
+	e.pending[k] = h
+	e.schedule(h)
+	if e.armed < 0 || ent.deadline < e.armed {
+		e.armed = ent.deadline
+		e.timer.Reset(timeout)
+	}
+	return seq, nil
 }
 
 // Send sends one probe and waits for its first outcome. The error is nil for a Reply, else
@@ -372,60 +427,91 @@ func (e *Engine) Send(ctx context.Context, r Request) (Result, error) {
 }
 
 // remove drops the pending probe (dst, seq) if it is still registered, and reports whether it
-// was still unanswered. Entries are removed exactly once: here, by expire or by Close.
-func (e *Engine) remove(k key, seq uint64) (unanswered bool) {
+// was still unanswered. Entries leave pending exactly once: here, in Start for a newer probe
+// with the same key, by expire or by Close.
+func (e *Engine) remove(dst netip.Addr, seq uint64) (unanswered bool) {
+	k := keyOf(dst, uint16(seq))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ent := e.pending[k]
-	if ent == nil || ent.seq != seq {
+	h, ok := e.pending[k]
+	if !ok {
 		return false
 	}
+	ent := e.ent(h)
+	if ent.seq != seq || ent.dst != dst {
+		return false
+	}
+	unanswered = !ent.is(entryDone)
+	e.drop(k, ent)
+	return unanswered
+}
+
+// drop takes the entry registered under k out of pending; its slot stays queued, dead, until its
+// deadline. e.mu is held.
+func (e *Engine) drop(k key, ent *entry) {
 	delete(e.pending, k)
-	heap.Remove(&e.byTime, ent.hidx)
-	return !ent.done
+	ent.state |= entryDead
+	ent.onResult = nil // let its owner go now, not at the deadline
 }
 
 // Cancel gives up the probe (dst, seq) before its Timeout. Its OnResult is not called again.
 // It reports whether the probe was still unanswered.
 func (e *Engine) Cancel(dst netip.Addr, seq uint64) bool {
-	return e.remove(key{dst.Unmap(), uint16(seq)}, seq)
+	return e.remove(dst.Unmap(), seq)
+}
+
+// ended is what is reported of a probe after its entry may have been reused.
+type ended struct {
+	dst      netip.Addr
+	seq      uint64
+	sent     int64
+	onResult func(Result)
+}
+
+func (e *Engine) endedOf(ent *entry) ended {
+	return ended{ent.dst, ent.seq, ent.sent, ent.onResult}
 }
 
 // expire runs on the engine's single timer: every probe whose deadline has passed is removed
 // and, if unanswered, reported as a Timeout. No goroutine or timer per probe.
 func (e *Engine) expire() {
-	now := time.Now()
-	var lost []*entry
+	var buf [16]ended
+	lost := buf[:0]
 	e.mu.Lock()
-	for len(e.byTime) > 0 && !e.byTime[0].deadline.After(now) {
-		ent := e.byTime[0]
-		if ent.expired {
-			heap.Pop(&e.byTime)
-			delete(e.pending, ent.key)
+	now := int64(time.Since(e.epoch))
+	for {
+		h, ok := e.popDue(now)
+		if !ok {
+			break
+		}
+		ent := e.ent(h)
+		switch {
+		case ent.is(entryDead):
+		case ent.is(entryDone | entryExpired):
+			// Answered, or expired and past its grace Timeout: it only stayed to recognise
+			// duplicates and late answers. Later copies are counted late by their token.
+			delete(e.pending, keyOf(ent.dst, uint16(ent.seq)))
+		default:
+			// Unanswered: report the Timeout and keep the entry one more Timeout, so that an
+			// answer now reaches the probe's owner as Late.
+			ent.state |= entryExpired
+			ent.deadline += ent.deadline - ent.sent
+			e.schedule(h)
+			lost = append(lost, e.endedOf(ent))
 			continue
 		}
-		if ent.done {
-			// Answered: it only stayed to recognise duplicates. Later copies are counted
-			// late by their token.
-			heap.Pop(&e.byTime)
-			delete(e.pending, ent.key)
-			continue
-		}
-		// Unanswered: report the Timeout and keep the entry one more Timeout, so that an
-		// answer now reaches the probe's owner as Late.
-		ent.expired = true
-		ent.deadline = ent.deadline.Add(ent.deadline.Sub(ent.sent))
-		heap.Fix(&e.byTime, 0)
-		lost = append(lost, ent)
+		e.release(h)
 	}
-	if len(e.byTime) > 0 && !e.closed {
-		e.timer.Reset(e.byTime[0].deadline.Sub(now))
+	e.armed = -1
+	if dl, ok := e.nextDeadline(); ok && !e.closed {
+		e.armed = dl
+		e.timer.Reset(time.Duration(dl - now))
 	}
 	e.mu.Unlock()
-	for _, ent := range lost {
+	for _, p := range lost {
 		e.counters.timeouts.Add(1)
-		if ent.onResult != nil {
-			ent.onResult(Result{Outcome: Timeout, Dst: ent.key.dst, Seq: ent.seq, Sent: ent.sent, TTL: -1})
+		if p.onResult != nil {
+			p.onResult(Result{Outcome: Timeout, Dst: p.dst, Seq: p.seq, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1})
 		}
 	}
 }
@@ -440,14 +526,17 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.timer.Stop()
-	var left []*entry
-	for _, ent := range e.byTime {
-		if !ent.done {
-			left = append(left, ent)
+	var left []ended
+	for _, h := range e.pending {
+		// Answered and timed-out entries have had their outcome; they only wait for
+		// duplicates or late answers.
+		if ent := e.ent(h); !ent.is(entryDone | entryExpired) {
+			left = append(left, e.endedOf(ent))
 		}
 	}
-	e.byTime = nil
-	e.pending = make(map[key]*entry)
+	e.pending = make(map[key]handle)
+	e.slab, e.free, e.used = nil, nil, 0
+	e.fifo, e.byTime = ring{}, nil
 	e.mu.Unlock()
 
 	e.openMu.Lock()
@@ -459,9 +548,9 @@ func (e *Engine) Close() error {
 	}
 	e.openMu.Unlock()
 	e.readers.Wait()
-	for _, ent := range left {
-		if ent.onResult != nil {
-			ent.onResult(Result{Outcome: Canceled, Dst: ent.key.dst, Seq: ent.seq, Sent: ent.sent, TTL: -1, Err: ErrClosed})
+	for _, p := range left {
+		if p.onResult != nil {
+			p.onResult(Result{Outcome: Canceled, Dst: p.dst, Seq: p.seq, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1, Err: ErrClosed})
 		}
 	}
 	return errors.Join(errs...)
@@ -605,7 +694,12 @@ func (e *Engine) handle(s *socket, pkt *rawsock.Packet, msg *icmp.Message, now t
 func (e *Engine) match(s *socket, a *arrival) {
 	token, seq64, hasHeader := icmp.ParsePayload(a.payload)
 	e.mu.Lock()
-	ent := e.pending[key{a.dst, a.seq}]
+	var ent *entry
+	if h, ok := e.pending[keyOf(a.dst, a.seq)]; ok {
+		if ent = e.ent(h); ent.dst != a.dst {
+			ent = nil // same address, another zone
+		}
+	}
 	if ent == nil {
 		e.mu.Unlock()
 		if hasHeader && token == e.token {
@@ -616,7 +710,8 @@ func (e *Engine) match(s *socket, a *arrival) {
 		return
 	}
 	corrupted := false
-	if ent.size >= icmp.PayloadHeaderLen {
+	size := int(ent.size)
+	if size >= icmp.PayloadHeaderLen {
 		switch {
 		case hasHeader && token != e.token:
 			e.mu.Unlock()
@@ -634,27 +729,28 @@ func (e *Engine) match(s *socket, a *arrival) {
 	}
 	if !a.quoted && !corrupted {
 		bad := icmp.CheckPattern(a.payload) >= 0
-		if ent.flow {
+		if ent.is(entryFlow) {
 			bad = icmp.CheckPatternAfter(a.payload, icmp.FlowWordOffset+2) >= 0
 		}
-		corrupted = len(a.payload) != ent.size || bad
+		corrupted = len(a.payload) != size || bad
 	}
 	res := Result{
 		Outcome: a.outcome, Dst: a.dst, Seq: ent.seq, From: a.from, TTL: a.ttl, Size: a.size,
-		Sent: ent.sent, Kind: a.kind, Type: a.typ, Code: a.code, MTU: a.mtu, Errno: a.errno,
+		Kind: a.kind, Type: a.typ, Code: a.code, MTU: a.mtu, Errno: a.errno,
 		Corrupted: corrupted,
 	}
 	switch {
-	case ent.expired:
+	case ent.is(entryExpired):
 		res.Outcome = Late
-	case ent.done:
+	case ent.is(entryDone):
 		res.Outcome = Duplicate
 	}
-	ent.done = true
-	cb := ent.onResult
-	e.mu.Unlock()
+	ent.state |= entryDone
+	cb, sent := ent.onResult, ent.sent
+	e.mu.Unlock() // ent may be reused from here on
 
-	res.RTT = rtt(ent.sent, a.now, a.kernelTime)
+	res.Sent = e.epoch.Add(time.Duration(sent))
+	res.RTT = rtt(res.Sent, a.now, a.kernelTime)
 	if len(a.ext) > 0 {
 		res.Extensions = append([]byte(nil), a.ext...) // the read buffer is reused
 	}
@@ -689,25 +785,131 @@ func rtt(sent, now, kernel time.Time) time.Duration {
 	return d
 }
 
-// deadlineHeap orders pending probes by deadline for the single expiry timer.
-type deadlineHeap []*entry
+// ent returns the entry of slot h; e.mu is held.
+func (e *Engine) ent(h handle) *entry { return &e.slab[h/slabChunk][h%slabChunk] }
 
-func (h deadlineHeap) Len() int           { return len(h) }
-func (h deadlineHeap) Less(i, j int) bool { return h[i].deadline.Before(h[j].deadline) }
-func (h deadlineHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx = i
-	h[j].hidx = j
+// alloc returns a free slot; e.mu is held.
+func (e *Engine) alloc() handle {
+	if n := len(e.free); n > 0 {
+		h := e.free[n-1]
+		e.free = e.free[:n-1]
+		return h
+	}
+	h := e.used
+	if int(h/slabChunk) == len(e.slab) {
+		e.slab = append(e.slab, new([slabChunk]entry))
+	}
+	e.used++
+	return h
 }
-func (h *deadlineHeap) Push(x any) {
-	ent := x.(*entry)
-	ent.hidx = len(*h)
-	*h = append(*h, ent)
+
+// release returns slot h, out of pending and the deadline queues, for reuse; e.mu is held.
+func (e *Engine) release(h handle) {
+	*e.ent(h) = entry{}
+	e.free = append(e.free, h)
 }
-func (h *deadlineHeap) Pop() any {
-	old := *h
-	ent := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return ent
+
+// schedule queues slot h by its deadline; e.mu is held.
+func (e *Engine) schedule(h handle) {
+	dl := e.ent(h).deadline
+	if e.fifo.n == 0 || e.ent(e.fifo.last()).deadline <= dl {
+		e.fifo.push(h)
+		return
+	}
+	e.byTime.push(e, h)
+}
+
+// nextDeadline returns the earliest queued deadline; e.mu is held.
+func (e *Engine) nextDeadline() (int64, bool) {
+	switch {
+	case e.fifo.n == 0 && len(e.byTime) == 0:
+		return 0, false
+	case e.fifo.n == 0:
+		return e.ent(e.byTime[0]).deadline, true
+	case len(e.byTime) == 0:
+		return e.ent(e.fifo.first()).deadline, true
+	}
+	return min(e.ent(e.fifo.first()).deadline, e.ent(e.byTime[0]).deadline), true
+}
+
+// popDue takes the queued slot with the earliest deadline if that deadline is not after now;
+// e.mu is held.
+func (e *Engine) popDue(now int64) (handle, bool) {
+	useFIFO := e.fifo.n > 0 && (len(e.byTime) == 0 || e.ent(e.fifo.first()).deadline <= e.ent(e.byTime[0]).deadline)
+	switch {
+	case useFIFO && e.ent(e.fifo.first()).deadline <= now:
+		return e.fifo.pop(), true
+	case !useFIFO && len(e.byTime) > 0 && e.ent(e.byTime[0]).deadline <= now:
+		return e.byTime.pop(e), true
+	}
+	return 0, false
+}
+
+// ring is a FIFO of slots; its length is a power of two.
+type ring struct {
+	buf  []handle
+	head int
+	n    int
+}
+
+func (r *ring) first() handle { return r.buf[r.head] }
+func (r *ring) last() handle  { return r.buf[(r.head+r.n-1)&(len(r.buf)-1)] }
+
+func (r *ring) push(h handle) {
+	if r.n == len(r.buf) {
+		grown := make([]handle, max(64, 2*len(r.buf)))
+		for i := range r.n {
+			grown[i] = r.buf[(r.head+i)&(len(r.buf)-1)]
+		}
+		r.buf, r.head = grown, 0
+	}
+	r.buf[(r.head+r.n)&(len(r.buf)-1)] = h
+	r.n++
+}
+
+func (r *ring) pop() handle {
+	h := r.buf[r.head]
+	r.head = (r.head + 1) & (len(r.buf) - 1)
+	r.n--
+	return h
+}
+
+// handleHeap is a min-heap of slots by deadline, for deadlines that arrive out of order.
+type handleHeap []handle
+
+func (q *handleHeap) push(e *Engine, h handle) {
+	*q = append(*q, h)
+	s := *q
+	for i := len(s) - 1; i > 0; {
+		p := (i - 1) / 2
+		if e.ent(s[p]).deadline <= e.ent(s[i]).deadline {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+func (q *handleHeap) pop(e *Engine) handle {
+	s := *q
+	h := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s = s[:n]
+	for i := 0; ; {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if c+1 < n && e.ent(s[c+1]).deadline < e.ent(s[c]).deadline {
+			c++
+		}
+		if e.ent(s[i]).deadline <= e.ent(s[c]).deadline {
+			break
+		}
+		s[i], s[c] = s[c], s[i]
+		i = c
+	}
+	*q = s
+	return h
 }

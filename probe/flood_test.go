@@ -80,8 +80,9 @@ func (e *Engine) pendingUnanswered() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
-	for _, ent := range e.pending {
-		if !ent.done && !ent.expired {
+	for _, h := range e.pending {
+		ent := e.ent(h)
+		if !ent.is(entryDone | entryExpired) {
 			n++
 		}
 	}

@@ -71,15 +71,15 @@ type SweepResult struct {
 
 // target is the scheduling state of one target; constant size, whatever the count.
 type target struct {
-	idx      int
 	dst      netip.Addr
 	rec      stats.Recorder
-	due      time.Time // next send
-	sent     int
-	open     int           // probes sent and not yet settled
+	due      time.Time     // next send
 	timeout  time.Duration // grows with Backoff in default mode
-	finished bool          // nothing more to send
-	hidx     int           // in the due heap; -1 when not queued
+	sent     int
+	idx      int32
+	open     int32 // probes sent and not yet settled; MaxInFlight bounds it
+	hidx     int32 // in the due heap; -1 when not queued
+	finished bool  // nothing more to send
 }
 
 // Sweep probes every target as cfg says and returns one result per target, in the same
@@ -144,7 +144,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	}
 	now := time.Now()
 	for i, d := range dsts {
-		ts[i] = target{idx: i, dst: d.Unmap(), due: now, timeout: c.Timeout}
+		ts[i] = target{idx: int32(i), dst: d.Unmap(), due: now, timeout: c.Timeout}
 		if _, dup := byDst[ts[i].dst]; !dup {
 			byDst[ts[i].dst] = int32(i)
 		}
@@ -214,7 +214,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 			}
 		}
 		if c.OnResult != nil {
-			c.OnResult(t.idx, int(o.probe), *r)
+			c.OnResult(int(t.idx), int(o.probe), *r)
 		}
 	}
 	drain := func() {
@@ -239,10 +239,10 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 			}
 			t.rec.Error()
 			if c.OnSendError != nil {
-				c.OnSendError(t.idx, err)
+				c.OnSendError(int(t.idx), err)
 			}
 		} else {
-			bySeq[seq] = origin{int32(t.idx), int32(t.sent - 1)}
+			bySeq[seq] = origin{t.idx, int32(t.sent - 1)}
 			t.open++
 			open++
 		}
@@ -332,11 +332,11 @@ func (h dueHeap) Less(i, j int) bool {
 }
 func (h dueHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
+	h[i].hidx, h[j].hidx = int32(i), int32(j)
 }
 func (h *dueHeap) Push(x any) {
 	t := x.(*target)
-	t.hidx = len(*h)
+	t.hidx = int32(len(*h))
 	*h = append(*h, t)
 }
 func (h *dueHeap) Pop() any {

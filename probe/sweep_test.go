@@ -98,8 +98,9 @@ func TestSweepCanceled(t *testing.T) {
 	if n := e.pendingLen(); n != 0 {
 		// Answered entries linger until their timeout; none may be unanswered and forgotten.
 		e.mu.Lock()
-		for _, ent := range e.pending {
-			if !ent.done {
+		for _, h := range e.pending {
+			ent := e.ent(h)
+			if !ent.is(entryDone) {
 				t.Errorf("unanswered probe %d left pending", ent.seq)
 			}
 		}

@@ -273,8 +273,8 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		con.errorf("%v", err)
 		return fpExitUsage
 	}
-	var dsts []netip.Addr
-	var idx []int // dsts[k] is hosts[idx[k]]
+	dsts := make([]netip.Addr, 0, len(hosts))
+	idx := make([]int32, 0, len(hosts)) // dsts[k] is hosts[idx[k]]
 	width := 0
 	unknown := false
 	for i, h := range hosts {
@@ -284,7 +284,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			continue
 		}
 		dsts = append(dsts, h.addr)
-		idx = append(idx, i)
+		idx = append(idx, int32(i))
 		width = max(width, len(h.name))
 	}
 	if len(dsts) == 0 {
@@ -317,19 +317,18 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fmt.Sprintf("[%.5f] ", float64(time.Now().UnixNano())/1e9)
 	}
 	// Per-target running figures for the reply lines (fping prints the average and loss so far),
-	// and the -C lists; these are the only per-probe storage, and only with -C.
+	// and the -C lists, the only per-probe storage: one block for all targets (target k's are
+	// rtts[k*count:(k+1)*count]), -1 for no reply, and only with -C.
 	type running struct {
 		sent, recv int
 		sum        time.Duration
-		rtts       []time.Duration // -C only; -1 for no reply
 	}
 	runs := make([]running, len(dsts))
+	var rtts []time.Duration
 	if o.perProbe {
-		for k := range runs {
-			runs[k].rtts = make([]time.Duration, o.count)
-			for j := range runs[k].rtts {
-				runs[k].rtts[j] = -1
-			}
+		rtts = make([]time.Duration, len(dsts)*o.count)
+		for j := range rtts {
+			rtts[j] = -1
 		}
 	}
 	aliveSeen := make([]bool, len(dsts))
@@ -352,8 +351,8 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		case probe.Reply:
 			run.recv++
 			run.sum += r.RTT
-			if run.rtts != nil && n >= 0 && n < len(run.rtts) {
-				run.rtts[n] = r.RTT
+			if rtts != nil && n >= 0 && n < o.count {
+				rtts[k*o.count+n] = r.RTT
 			}
 			if !counting {
 				if !aliveSeen[k] && (!o.unreachable || o.alive) && !o.quiet {
@@ -435,7 +434,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			if o.perProbe {
 				var b strings.Builder
 				fmt.Fprintf(&b, "%s :", pad(k))
-				for _, d := range runs[k].rtts {
+				for _, d := range rtts[k*o.count : (k+1)*o.count] {
 					if d < 0 {
 						b.WriteString(" -")
 					} else {

@@ -107,7 +107,7 @@ type host struct {
 // resolveHosts expands and resolves words concurrently, with a bound on lookups in flight,
 // keeping the input order.
 func resolveHosts(ctx context.Context, words []string, family int) ([]host, error) {
-	var hosts []host
+	hosts := make([]host, 0, len(words)) // a word is one host but for CIDRs and ranges
 	for _, w := range words {
 		addrs, isSet, err := expandTarget(w)
 		if err != nil {
