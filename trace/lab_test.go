@@ -447,14 +447,22 @@ func mplsExtension(labels ...icmp.MPLSLabel) []byte {
 	return ext
 }
 
-// TestLabMPLSExtensions: a time exceeded carrying an RFC 4950 label stack (sent by the
-// responder, as an MPLS router would) reaches the hop's result, for both families on raw
+// TestLabMPLSExtensions: a time exceeded carrying an RFC 4950 label stack and an RFC 5837
+// interface object (sent by the responder, as an MPLS router would) reaches the hop's result, for both families on raw
 // sockets, where the whole ICMP message is seen.
 func TestLabMPLSExtensions(t *testing.T) {
 	lab := netlab.New(t)
 	c := lab.Chain(0)
 	want := []icmp.MPLSLabel{{Label: 24006, TC: 0, S: false, TTL: 1}, {Label: 299776, TC: 5, S: true, TTL: 1}}
 	ext := mplsExtension(want...)
+	// An RFC 5837 object after the label stack: the incoming interface by index, IPv4
+	// address, name and MTU (c-type role 0 | 0x0f).
+	iio := []byte{0, 0, 2, 0x0f, 0, 0, 0, 7, 0, 1, 0, 0, 198, 18, 0, 2, 8, 'e', 't', 'h', '0', 0, 0, 0, 0, 0, 0x05, 0xdc}
+	iio[1] = byte(len(iio))
+	ext = append(ext, iio...)
+	binary.BigEndian.PutUint16(ext[2:], 0)
+	binary.BigEndian.PutUint16(ext[2:], icmp.Checksum(ext))
+	wantIf := icmp.InterfaceInfo{IfIndex: 7, HasIfIndex: true, Addr: netip.MustParseAddr("198.18.0.2"), Name: "eth0", MTU: 1500, HasMTU: true}
 	responder.MustStart(t, c.Target, &responder.Config{Script: func(_ int, req *responder.Request) []responder.Action {
 		if req.TTL == 1 {
 			return []responder.Action{{Kind: responder.KindTimeExceeded, Quote: responder.QuoteLong, Extensions: ext}}
@@ -470,6 +478,9 @@ func TestLabMPLSExtensions(t *testing.T) {
 		got := res.Hops[0].Probes[0].MPLS
 		if !slices.Equal(got, want) {
 			t.Errorf("%v: hop 1 MPLS %+v, want %+v", dst, got, want)
+		}
+		if got := res.Hops[0].Probes[0].Interfaces; len(got) != 1 || got[0] != wantIf {
+			t.Errorf("%v: hop 1 interfaces %+v, want %+v", dst, got, wantIf)
 		}
 		if res.Hops[1].Probes[0].MPLS != nil {
 			t.Errorf("%v: the echo reply has labels %+v", dst, res.Hops[1].Probes[0].MPLS)

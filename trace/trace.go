@@ -145,6 +145,9 @@ type ProbeResult struct {
 	// MPLS is the label stack the router reported in an RFC 4950 extension (raw sockets
 	// only: a datagram socket's error queue drops extensions).
 	MPLS []icmp.MPLSLabel
+	// Interfaces are the RFC 5837 interface information objects of the answer: which of the
+	// router's interfaces the probe came in by, left by, and so on (raw sockets only, as MPLS).
+	Interfaces []icmp.InterfaceInfo
 }
 
 // Hop is the outcome of every query sent with one TTL, in query order. It is a plain value;
@@ -630,7 +633,8 @@ func (t *tracer) handle(ev event) {
 	if ev.try == 1 {
 		t.limited = true // a first attempt was lost and its retry answered
 	}
-	q.res = ProbeResult{From: ev.r.From, RTT: ev.r.RTT, Annotation: mark, MPLS: mplsLabels(ev.r.Extensions)}
+	q.res = ProbeResult{From: ev.r.From, RTT: ev.r.RTT, Annotation: mark}
+	q.res.MPLS, q.res.Interfaces = extensions(ev.r.Extensions)
 	if other := &q.tries[1-ev.try]; other.live {
 		t.cancel(q, other)
 	}
@@ -867,21 +871,23 @@ func (t *tracer) report() {
 	}
 }
 
-// mplsLabels returns the MPLS label stacks of an RFC 4884 extension structure, nil if there is
-// none or it does not parse.
-func mplsLabels(ext []byte) []icmp.MPLSLabel {
+// extensions returns the MPLS label stacks (RFC 4950) and interface information objects (RFC
+// 5837) of an RFC 4884 extension structure; nil for those absent, or when it does not parse.
+func extensions(ext []byte) (labels []icmp.MPLSLabel, ifaces []icmp.InterfaceInfo) {
 	if len(ext) == 0 {
-		return nil
+		return nil, nil
 	}
 	objs, err := icmp.ParseExtensions(ext)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var labels []icmp.MPLSLabel
 	for _, o := range objs {
 		if l, ok := o.MPLS(); ok {
 			labels = append(labels, l...)
 		}
+		if in, ok := o.Interface(); ok {
+			ifaces = append(ifaces, in)
+		}
 	}
-	return labels
+	return labels, ifaces
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/internal/cli"
 	"github.com/gping/gping/internal/hostname"
 	"github.com/gping/gping/trace"
 )
@@ -49,6 +51,11 @@ func hopLine(h trace.Hop, label func(netip.Addr) string, ext bool) string {
 				}
 				b.WriteByte('>')
 			}
+			if ext {
+				for _, in := range p.Interfaces {
+					b.WriteString(" " + interfaceInfo(in))
+				}
+			}
 			last = p.From
 		}
 		fmt.Fprintf(&b, "  %.3f ms", float64(p.RTT)/float64(time.Millisecond))
@@ -60,6 +67,32 @@ func hopLine(h trace.Hop, label func(netip.Addr) string, ext bool) string {
 		}
 	}
 	b.WriteByte('\n')
+	return b.String()
+}
+
+// interfaceRoles name RFC 5837's interface roles.
+var interfaceRoles = [...]string{"in", "in-sub", "out", "next-hop"}
+
+// interfaceInfo shows an RFC 5837 object in the key=value style traceroute -e uses for MPLS
+// (traceroute itself prints other classes as a hex dump): <IF:role=in,index=3,addr=...,
+// name=...,mtu=...>, with the fields the router sent. The name comes from the network and is
+// escaped.
+func interfaceInfo(in icmp.InterfaceInfo) string {
+	var b strings.Builder
+	b.WriteString("<IF:role=" + interfaceRoles[in.Role&3])
+	if in.HasIfIndex {
+		fmt.Fprintf(&b, ",index=%d", in.IfIndex)
+	}
+	if in.Addr.IsValid() {
+		b.WriteString(",addr=" + in.Addr.String())
+	}
+	if in.Name != "" {
+		b.WriteString(",name=" + cli.Escape(in.Name))
+	}
+	if in.HasMTU {
+		fmt.Fprintf(&b, ",mtu=%d", in.MTU)
+	}
+	b.WriteByte('>')
 	return b.String()
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,22 @@ func TestHopLineMPLS(t *testing.T) {
 	}
 	if got, want := hopLine(h, netip.Addr.String, false), " 3  198.18.0.2  1.000 ms  2.000 ms\n"; got != want {
 		t.Errorf("no -e:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestHopLineInterfaceInfo: with -e RFC 5837 objects follow the address, one per object, with
+// the fields the router sent, and a hostile interface name escaped.
+func TestHopLineInterfaceInfo(t *testing.T) {
+	a := netip.MustParseAddr("198.18.0.2")
+	h := trace.Hop{TTL: 2, Probes: []trace.ProbeResult{{From: a, RTT: time.Millisecond, Interfaces: []icmp.InterfaceInfo{
+		{Role: 0, IfIndex: 7, HasIfIndex: true, Addr: netip.MustParseAddr("198.18.1.1"), Name: "ge-0/0/1", MTU: 1500, HasMTU: true},
+		{Role: 2, Name: "x\x1b[2J"},
+	}}}}
+	want := " 2  198.18.0.2 <IF:role=in,index=7,addr=198.18.1.1,name=ge-0/0/1,mtu=1500> <IF:role=out,name=x\\x1b[2J>  1.000 ms\n"
+	if got := hopLine(h, netip.Addr.String, true); got != want {
+		t.Errorf("-e:\n got %q\nwant %q", got, want)
+	}
+	if got := hopLine(h, netip.Addr.String, false); strings.Contains(got, "IF:") {
+		t.Errorf("no -e: %q", got)
 	}
 }
