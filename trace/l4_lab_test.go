@@ -81,22 +81,37 @@ func TestLabRateLimitL4(t *testing.T) {
 	}
 }
 
-// TestLabRateLimitQueriesUDP: -q 10 with UDP through 10 routers and a target with the
-// kernel's default rate limits: every query of every hop answered within the Wait. Each router
-// answers 6 at once and the rest on retries, one per refill; the queries waiting for those
-// must not hold back, under Parallel, first attempts that would take the refilled tokens
-// (tracer.park).
-func TestLabRateLimitQueriesUDP(t *testing.T) {
+// TestLabRateLimitQueriesMethods: -q 10 through 31 routers with the kernel's default rate
+// limits (and a target with its own), ICMP, UDP and TCP: every query of every hop answered
+// within the Wait. Each router answers 6 queries at once and the rest one per refill: the
+// queries waiting for their retries must neither hold back other first attempts under Parallel
+// nor let first attempts into an empty bucket take the tokens those retries need
+// (tracer.park). Each method gets a chain of its own, so that it meets full buckets.
+func TestLabRateLimitQueriesMethods(t *testing.T) {
 	lab := netlab.New(t)
-	c := lab.Chain(10)
-	for _, r := range c.Routers {
-		r.RateLimitICMPErrors(t)
-	}
-	p := labProber(t, c.Host, icmp.IPv4, l4.Config{Socket: rawsock.Config{Mode: rawsock.Privileged}})
-	res, _ := trace(t, p, c.TargetAddr4, &Config{Queries: 10})
-	wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
-	if res.Retries == 0 {
-		t.Errorf("no retries: the rate limit did not bite")
+	for _, proto := range []l4.Protocol{0, l4.UDP, l4.TCP} {
+		name := "icmp"
+		if proto != 0 {
+			name = proto.String()
+		}
+		c := lab.Chain(31)
+		for _, r := range c.Routers {
+			r.RateLimitICMPErrors(t)
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var p Prober
+			if proto == 0 {
+				p = labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
+			} else {
+				p = labProber(t, c.Host, icmp.IPv4, l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: rawsock.Privileged}})
+			}
+			res, _ := trace(t, p, c.TargetAddr4, &Config{Queries: 10})
+			wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+			if res.Retries == 0 {
+				t.Errorf("no retries: the rate limit did not bite")
+			}
+		})
 	}
 }
 

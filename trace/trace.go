@@ -725,7 +725,7 @@ func (t *tracer) expire(now time.Time) (wake time.Time) {
 		}
 		for i := range h.queries {
 			if q := &h.queries[i]; q.nsent == 1 && !q.answered && !q.resend && !now.Before(q.sent.Add(w)) {
-				t.park(q)
+				t.park(h, q)
 			} else if q.nsent == 1 && !q.answered && !q.parked && q.live() {
 				if at := q.sent.Add(w); wake.IsZero() || at.Before(wake) {
 					wake = at
@@ -799,10 +799,17 @@ func (t *tracer) ended(q *query, a *attempt) {
 // limiting, q waits for its retry after the refill, and holding its place until then would
 // keep the first attempts of other queries back until that same refill, when they would take
 // the token q's retry needs.
-func (t *tracer) park(q *query) {
+//
+// The hop is then paced as after a retry: no probe to it before q's retry is due, so that
+// first attempts sent into an empty bucket neither get lost themselves nor take the token
+// that q's retry will need.
+func (t *tracer) park(h *hop, q *query) {
 	if !q.parked && q.live() {
 		q.parked = true
 		t.busy--
+		if at := q.sent.Add(t.cfg.RetryAfter); h.paced.Before(at) {
+			h.paced = at
+		}
 	}
 }
 
