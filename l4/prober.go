@@ -106,16 +106,37 @@ func Open(f icmp.Family, cfg *Config) (_ *Prober, err error) {
 		return nil, err
 	}
 	if p.errs != nil {
-		p.goRead(p.readErrors)
+		p.goRead(p.errs.ReadPacket, p.handleError)
 	}
 	if p.udp != nil {
-		p.goRead(p.readUDP)
+		p.goRead(p.udp.ReadPacket, p.handleUDP)
 	}
 	p.startTCPReader()
 	return p, nil
 }
 
-func (p *Prober) goRead(f func()) {
+// goRead starts a reader goroutine: it reads packets with read and hands each to handle until
+// the socket is closed or fails maxReadErrors times in a row.
+func (p *Prober) goRead(read func([]byte, *rawsock.Packet) error, handle func(*rawsock.Packet)) {
+	p.goWait(func() {
+		buf := make([]byte, 1<<16)
+		var pkt rawsock.Packet
+		for failures := 0; failures <= maxReadErrors; {
+			if err := read(buf, &pkt); err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				failures++
+				continue
+			}
+			failures = 0
+			handle(&pkt)
+		}
+	})
+}
+
+// goWait runs f on a goroutine that Close waits for.
+func (p *Prober) goWait(f func()) {
 	p.readers.Add(1)
 	go func() {
 		defer p.readers.Done()
@@ -317,34 +338,22 @@ func (p *Prober) answered(seq uint64, r probe.Result, kernel time.Time) {
 	p.deliver(pd, r)
 }
 
-// readUDP reads the UDP socket: queued errors (Unprivileged), and datagrams a destination
-// sent back.
-func (p *Prober) readUDP() {
-	buf := make([]byte, 1<<16)
-	var pkt rawsock.Packet
-	for failures := 0; failures <= maxReadErrors; {
-		if err := p.udp.ReadPacket(buf, &pkt); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			failures++
-			continue
+// handleUDP takes a packet from the UDP socket: a queued error (Unprivileged), or a datagram a
+// destination sent back.
+func (p *Prober) handleUDP(pkt *rawsock.Packet) {
+	if pkt.Err == nil {
+		// A UDP answer from a service on the destination: the probe with that port.
+		src, port := pkt.Src.Unmap(), pkt.Port
+		if pd := p.find(func(pd *pending) bool { return pd.dst == src && pd.port == port }); pd != nil {
+			p.answered(pd.seq, probe.Result{Outcome: probe.Reply, From: src, TTL: pkt.TTL, Size: len(pkt.Data)}, pkt.Time)
 		}
-		failures = 0
-		if pkt.Err == nil {
-			// A UDP answer from a service on the destination: the probe with that port.
-			src, port := pkt.Src.Unmap(), pkt.Port
-			if pd := p.find(func(pd *pending) bool { return pd.dst == src && pd.port == port }); pd != nil {
-				p.answered(pd.seq, probe.Result{Outcome: probe.Reply, From: src, TTL: pkt.TTL, Size: len(pkt.Data)}, pkt.Time)
-			}
-			continue
-		}
-		pd := p.matchUDP(pkt.Dst.Unmap(), pkt.Port, pkt.Data)
-		if pd == nil {
-			continue
-		}
-		p.answered(pd.seq, queuedError(p.fam, &pkt), pkt.Time)
+		return
 	}
+	pd := p.matchUDP(pkt.Dst.Unmap(), pkt.Port, pkt.Data)
+	if pd == nil {
+		return
+	}
+	p.answered(pd.seq, queuedError(p.fam, pkt), pkt.Time)
 }
 
 // matchUDP finds the UDP probe an ICMP error quoting payload, sent to dst:port, belongs to.
@@ -374,50 +383,37 @@ func queuedError(f icmp.Family, pkt *rawsock.Packet) probe.Result {
 	return r
 }
 
-// readErrors reads the raw ICMP socket of a privileged Prober for errors quoting its probes.
-func (p *Prober) readErrors() {
-	buf := make([]byte, 1<<16)
-	var (
-		pkt rawsock.Packet
-		msg icmp.Message
-	)
-	for failures := 0; failures <= maxReadErrors; {
-		if err := p.errs.ReadPacket(buf, &pkt); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			failures++
-			continue
-		}
-		failures = 0
-		if icmp.Parse(p.fam, pkt.Data, &msg) != nil || !msg.ChecksumOK {
-			continue
-		}
-		switch msg.Kind {
-		case icmp.KindDestinationUnreachable, icmp.KindTimeExceeded, icmp.KindPacketTooBig, icmp.KindParameterProblem:
-		default:
-			continue
-		}
-		q := &msg.Quote
-		if !q.Valid {
-			continue
-		}
-		var pd *pending
-		dst := q.Dst.Unmap()
-		switch {
-		case p.cfg.Protocol == UDP && q.Protocol == 17 && q.SrcPort == p.udp.LocalAddrPort().Port():
-			pd = p.matchUDP(dst, q.DstPort, q.Payload)
-		case p.cfg.Protocol == TCP && q.Protocol == 6:
-			pd = p.matchTCP(dst, q.SrcPort, q.TCPSeq)
-		}
-		if pd == nil {
-			continue
-		}
-		r := probe.Result{Outcome: probe.ICMPError, From: pkt.Src.Unmap(), TTL: pkt.TTL, Size: len(pkt.Data),
-			Kind: msg.Kind, Type: msg.Type, Code: msg.Code, MTU: msg.MTU}
-		if len(msg.Extensions) > 0 {
-			r.Extensions = append([]byte(nil), msg.Extensions...) // the read buffer is reused
-		}
-		p.answered(pd.seq, r, pkt.Time)
+// handleError takes a packet from the raw ICMP socket of a privileged Prober: an error quoting
+// one of its probes, or something else to ignore.
+func (p *Prober) handleError(pkt *rawsock.Packet) {
+	var msg icmp.Message
+	if icmp.Parse(p.fam, pkt.Data, &msg) != nil || !msg.ChecksumOK {
+		return
 	}
+	switch msg.Kind {
+	case icmp.KindDestinationUnreachable, icmp.KindTimeExceeded, icmp.KindPacketTooBig, icmp.KindParameterProblem:
+	default:
+		return
+	}
+	q := &msg.Quote
+	if !q.Valid {
+		return
+	}
+	var pd *pending
+	dst := q.Dst.Unmap()
+	switch {
+	case p.cfg.Protocol == UDP && q.Protocol == 17 && q.SrcPort == p.udp.LocalAddrPort().Port():
+		pd = p.matchUDP(dst, q.DstPort, q.Payload)
+	case p.cfg.Protocol == TCP && q.Protocol == 6:
+		pd = p.matchTCP(dst, q.SrcPort, q.TCPSeq)
+	}
+	if pd == nil {
+		return
+	}
+	r := probe.Result{Outcome: probe.ICMPError, From: pkt.Src.Unmap(), TTL: pkt.TTL, Size: len(pkt.Data),
+		Kind: msg.Kind, Type: msg.Type, Code: msg.Code, MTU: msg.MTU}
+	if len(msg.Extensions) > 0 {
+		r.Extensions = append([]byte(nil), msg.Extensions...) // the read buffer is reused
+	}
+	p.answered(pd.seq, r, pkt.Time)
 }

@@ -3,7 +3,6 @@ package l4
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
 	"sync"
 	"syscall"
@@ -50,7 +49,7 @@ func (p *Prober) openTCP(sc *rawsock.Config) error {
 
 func (p *Prober) startTCPReader() {
 	if p.tcp.raw != nil {
-		p.goRead(p.readTCP)
+		p.goRead(p.tcp.raw.ReadPacket, p.handleTCP)
 	}
 }
 
@@ -95,7 +94,7 @@ func (p *Prober) startTCP(pd *pending, r probe.Request, timeout time.Duration) e
 			return err
 		}
 		p.setCloser(pd, c.Close)
-		p.goRead(func() { p.waitConnect(pd, c) })
+		p.goWait(func() { p.waitConnect(pd, c) })
 		return nil
 	}
 	src, err := p.source(pd.dst)
@@ -190,36 +189,24 @@ const (
 	tcpACK = 0x10
 )
 
-// readTCP reads the raw TCP socket for the destination's answers: a SYN-ACK (port open) or an
-// RST (port closed), acknowledging our sequence number.
-func (p *Prober) readTCP() {
-	buf := make([]byte, 1<<16)
-	var pkt rawsock.Packet
-	for failures := 0; failures <= maxReadErrors; {
-		if err := p.tcp.raw.ReadPacket(buf, &pkt); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			failures++
-			continue
-		}
-		failures = 0
-		seg := pkt.Data
-		if len(seg) < 20 {
-			continue
-		}
-		sport, dport := binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint16(seg[2:])
-		ack, flags := binary.BigEndian.Uint32(seg[8:]), seg[13]
-		if flags&tcpACK == 0 || flags&(tcpSYN|tcpRST) == 0 || sport != p.cfg.Port {
-			continue
-		}
-		src := pkt.Src.Unmap()
-		pd := p.find(func(pd *pending) bool { return pd.dst == src && pd.port == dport && pd.tcpSeq+1 == ack })
-		if pd == nil {
-			continue
-		}
-		p.answered(pd.seq, probe.Result{Outcome: probe.Reply, From: src, TTL: pkt.TTL, Size: len(seg)}, pkt.Time)
+// handleTCP takes a segment from the raw TCP socket: the destination's answer, a SYN-ACK (port
+// open) or an RST (port closed) acknowledging our sequence number, or something to ignore.
+func (p *Prober) handleTCP(pkt *rawsock.Packet) {
+	seg := pkt.Data
+	if len(seg) < 20 {
+		return
 	}
+	sport, dport := binary.BigEndian.Uint16(seg[0:]), binary.BigEndian.Uint16(seg[2:])
+	ack, flags := binary.BigEndian.Uint32(seg[8:]), seg[13]
+	if flags&tcpACK == 0 || flags&(tcpSYN|tcpRST) == 0 || sport != p.cfg.Port {
+		return
+	}
+	src := pkt.Src.Unmap()
+	pd := p.find(func(pd *pending) bool { return pd.dst == src && pd.port == dport && pd.tcpSeq+1 == ack })
+	if pd == nil {
+		return
+	}
+	p.answered(pd.seq, probe.Result{Outcome: probe.Reply, From: src, TTL: pkt.TTL, Size: len(seg)}, pkt.Time)
 }
 
 // waitConnect waits for the outcome of an unprivileged probe's connect.

@@ -196,9 +196,15 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		file.Close()
 		return nil, fail(err)
 	}
-	s := &c.sys
+	c.sys.init(file, rc, netw, mode == Unprivileged)
+	return c, nil
+}
+
+// init sets up a sysConn around its socket, which file owns. errQueue: reads drain the error
+// queue (IP_RECVERR is on).
+func (s *sysConn) init(file *os.File, rc syscall.RawConn, netw string, errQueue bool) {
 	s.f, s.rc, s.net = file, rc, netw
-	s.rd.errQueue = mode == Unprivileged
+	s.rd.errQueue = errQueue
 	s.rd.errFirst = &s.errFirst
 	s.rd.fn = s.rd.recv
 	s.writers.New = func() any {
@@ -206,7 +212,22 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		w.fn = w.send
 		return w
 	}
-	return c, nil
+}
+
+// bindSource binds fd to a and port when a is set.
+func bindSource(fd int, f icmp.Family, a netip.Addr, port uint16) error {
+	if !a.IsValid() && port == 0 {
+		return nil
+	}
+	sa, err := sockaddr(f, a)
+	if err != nil {
+		return err
+	}
+	setPort(sa, port)
+	if err := unix.Bind(fd, sa); err != nil {
+		return os.NewSyscallError("bind", err)
+	}
+	return nil
 }
 
 // configure applies what every socket of this package gets: kernel receive timestamps, the

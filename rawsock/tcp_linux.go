@@ -197,14 +197,8 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 	if err = configure(fd, f, cfg, false, extra...); err != nil {
 		return nil, fail(err)
 	}
-	if cfg.Source.IsValid() {
-		var sa unix.Sockaddr
-		if sa, err = sockaddr(f, cfg.Source); err != nil {
-			return nil, fail(err)
-		}
-		if err = unix.Bind(fd, sa); err != nil {
-			return nil, fail(os.NewSyscallError("bind", err))
-		}
+	if err = bindSource(fd, f, cfg.Source, 0); err != nil {
+		return nil, fail(err)
 	}
 
 	file := os.NewFile(uintptr(fd), "rawsock:"+netw)
@@ -216,15 +210,7 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 	c := new(TCPRawConn)
 	cn := &c.conn
 	cn.family, cn.mode, cn.local = f, Privileged, cfg.Source
-	s := &cn.sys
-	s.f, s.rc, s.net = file, rc, netw
-	s.rd.errFirst = &s.errFirst
-	s.rd.fn = s.rd.recv
-	s.writers.New = func() any {
-		w := new(writer)
-		w.fn = w.send
-		return w
-	}
+	cn.sys.init(file, rc, netw, false)
 	return c, nil
 }
 
@@ -310,15 +296,8 @@ func dialTCPProbe(f icmp.Family, dst netip.AddrPort, ttl int, cfg *Config) (*TCP
 		err = os.NewSyscallError("setsockopt(SO_LINGER)", err)
 		return nil, fail(err)
 	}
-	if cfg.Source.IsValid() {
-		var sa unix.Sockaddr
-		if sa, err = sockaddr(f, cfg.Source); err != nil {
-			return nil, fail(err)
-		}
-		if err = unix.Bind(fd, sa); err != nil {
-			err = os.NewSyscallError("bind", err)
-			return nil, fail(err)
-		}
+	if err = bindSource(fd, f, cfg.Source, 0); err != nil {
+		return nil, fail(err)
 	}
 	var rsa unix.Sockaddr
 	if rsa, err = sockaddrPort(f, dst); err != nil {

@@ -56,6 +56,8 @@ func listenUDP(f icmp.Family, port uint16, cfg *Config) (_ *UDPConn, err error) 
 	if err := configure(fd, f, cfg, mode == Unprivileged, v6only...); err != nil {
 		return nil, fail(err)
 	}
+	// Bound even to port 0, so that the port is fixed now: a privileged Prober matches the
+	// quotes of its errors on it.
 	sa, err := sockaddr(f, cfg.Source)
 	if err != nil {
 		return nil, fail(err)
