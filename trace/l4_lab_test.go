@@ -115,6 +115,70 @@ func TestLabRateLimitQueriesMethods(t *testing.T) {
 	}
 }
 
+// TestLabFaultsL4: UDP and TCP, both modes and families, past a silent router (its hop "*",
+// the rest of the path traced) and into a router that rejects the destination (its address
+// with !X at the hop after it, the trace ending there, not reached), and towards an address no
+// router has a route to (!N from the first router).
+func TestLabFaultsL4(t *testing.T) {
+	lab := netlab.New(t)
+	silent := lab.Chain(4)
+	silent.Routers[1].NoTimeExceeded(t)
+	silent.Target.Sysctl(t, "net.ipv4.icmp_ratelimit", "0")
+	silent.Target.Sysctl(t, "net.ipv6.icmp.ratelimit", "0")
+	reject := lab.Chain(3)
+	reject.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(reject.TargetAddr4, 32))
+	reject.Routers[1].RejectAdminProhibited(t, netip.PrefixFrom(reject.TargetAddr6, 128))
+	// Linux answers a packet it has no route for from ip_error, whose token bucket
+	// (net.ipv4.route.error_cost) is host-wide, not per namespace: eight traces in a row would
+	// empty it. The first router says "no route" through nftables instead, before routing as
+	// the kernel would, which only icmp_ratelimit (off in the lab's routers) limits.
+	reject.Routers[0].Nft(t, `
+table inet l4nowhere {
+	chain pre {
+		type filter hook prerouting priority 0;
+		ip daddr 198.18.200.0/24 reject with icmp type net-unreachable
+		ip6 daddr 2001:db8:ffff::/48 reject with icmpv6 type no-route
+	}
+}`)
+	for _, proto := range []l4.Protocol{l4.UDP, l4.TCP} {
+		for i, tc := range labCases(silent) {
+			rc := labCases(reject)[i]
+			t.Run(fmt.Sprintf("%s/%s", proto, tc.name), func(t *testing.T) {
+				cfg := l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: tc.mode}}
+				p := labProber(t, silent.Host, icmp.FamilyOf(tc.dst), cfg)
+				res, _ := trace(t, p, tc.dst, nil)
+				wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
+
+				p = labProber(t, reject.Host, icmp.FamilyOf(rc.dst), cfg)
+				res, _ = trace(t, p, rc.dst, nil)
+				if len(res.Hops) != 3 || res.Reached {
+					t.Fatalf("rejected: %d hops, reached %v:\n%s", len(res.Hops), res.Reached, dump(res.Hops))
+				}
+				for _, pr := range res.Hops[2].Probes {
+					if pr.From != rc.routers[1] || pr.Annotation != "!X" {
+						t.Errorf("rejected hop 3: %+v, want %s !X", pr, rc.routers[1])
+					}
+				}
+
+				// An address the first router has no route to: it says so (!N).
+				nowhere := netip.MustParseAddr("198.18.200.1")
+				if icmp.FamilyOf(rc.dst) == icmp.IPv6 {
+					nowhere = netip.MustParseAddr("2001:db8:ffff::1")
+				}
+				res, _ = trace(t, p, nowhere, nil)
+				if len(res.Hops) != 1 || res.Reached {
+					t.Fatalf("unrouted: %d hops, reached %v:\n%s", len(res.Hops), res.Reached, dump(res.Hops))
+				}
+				for _, pr := range res.Hops[0].Probes {
+					if pr.From != rc.routers[0] || pr.Annotation != "!N" {
+						t.Errorf("unrouted hop 1: %+v, want %s !N", pr, rc.routers[0])
+					}
+				}
+			})
+		}
+	}
+}
+
 // TestLabECMP: on a diamond whose first router balances UDP flows over two branches, a Paris
 // trace (one flow) sees one branch in all of its probes, different flows see both branches
 // (so the lab does balance), and a classic trace, whose port changes with every probe, sees
