@@ -104,7 +104,8 @@ type Config struct {
 	// that balance equal-cost paths hash ICMP on it, so all probes follow one path); 0 picks
 	// one at random per trace. Classic turns this off and lets the checksum vary with each
 	// probe's sequence, as traceroute does. A payload under 18 bytes has no room for the
-	// compensating word, and is classic.
+	// compensating word, and is classic. Both apply to a *probe.Engine; an l4.Prober's flow
+	// is its ports, set by its own Config (l4.Config.Classic).
 	Flow    uint16
 	Classic bool
 	// Here and Near shorten the wait as traceroute's -w MAX,HERE,NEAR do (Wait being MAX):

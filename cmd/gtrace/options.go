@@ -121,7 +121,7 @@ func newFlagSet(o *options, raw map[string]*string) *pflag.FlagSet {
 	str("confidence", "", "--multipath's confidence in percent")
 	fs.BoolVar(&o.report, "report", false, "mtr-style report of repeated rounds")
 	fs.BoolVar(&o.classic, "classic", false, "let the ICMP checksum vary per probe (no Paris flow)")
-	fs.BoolVarP(&o.extensions, "extensions", "e", false, "show ICMP extensions (RFC 4950 MPLS labels)")
+	fs.BoolVarP(&o.extensions, "extensions", "e", false, "show ICMP extensions (RFC 4950 MPLS labels, RFC 5837 interfaces)")
 	str("report-cycles", "c", "number of rounds of --report")
 	str("interval", "", "seconds between the starts of --report rounds")
 	fs.BoolVarP(&o.help, "help", "h", false, "print help and exit")
@@ -357,7 +357,8 @@ Options:
                               (Linux routers hash ICMP echo on addresses only)
   --confidence pct            Confidence of --multipath that no interface was missed, per
                               hop (default 95; 99 sends about 1.5 times the flows)
-  -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950)
+  -e  --extensions            Show ICMP extensions: MPLS label stacks (RFC 4950) and
+                              interface information (RFC 5837); raw sockets only
   --classic                   Let each probe's flow vary, as traceroute does (ICMP: the
                               checksum; UDP: the port); by default all probes of a trace
                               share one flow (Paris traceroute), so load-balancing routers
