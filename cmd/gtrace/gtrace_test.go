@@ -44,3 +44,17 @@ func TestLoopback(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopbackMTU: --mtu starts at the route's link MTU, and loopback's 65536 is more than an
+// IP datagram holds: gtrace probes at 65535, both families, and every probe is answered.
+func TestLoopbackMTU(t *testing.T) {
+	cmdtest.NeedRoot(t)
+	for _, dst := range []string{"127.0.0.1", "::1"} {
+		out, errOut, code := cmdtest.Host(t, gtraceBin, "-n", "--mtu", dst)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || errOut != "" || len(lines) != 2 || !strings.HasSuffix(lines[0], ", 65535 byte packets") ||
+			strings.Contains(lines[1], "*") || strings.Contains(lines[1], "F=") {
+			t.Errorf("%s: exit %d, stderr %q\n%s", dst, code, errOut, out)
+		}
+	}
+}

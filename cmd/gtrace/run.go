@@ -74,7 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return fail("%v", err)
 			}
 		}
-		mtu = max(mtu, ipHeader+8)
+		// Loopback's MTU is 65536: more than an IP datagram can be.
+		mtu = min(max(mtu, ipHeader+8), 65535)
 		size = mtu - ipHeader - 8
 	}
 	prober, closeProber, err := openProber(o, fam, sock)
