@@ -523,7 +523,7 @@ func TestListenChild(t *testing.T) {
 			if !errors.Is(err, os.ErrPermission) || !errors.Is(err, ErrPermission) {
 				t.Errorf("%v: %v: want errors.Is os.ErrPermission and ErrPermission", f, err)
 			}
-			for _, want := range []string{"setcap cap_net_raw+ep", "ping_group_range", "0 2147483647"} {
+			for _, want := range []string{"setcap cap_net_raw+p", "ping_group_range", "0 2147483647"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("%v: message %q does not mention %q", f, err, want)
 				}

@@ -7,7 +7,7 @@
 //
 // # Two kinds of socket, and the privilege model
 //
-// A raw socket (Privileged, SOCK_RAW) needs CAP_NET_RAW (root, or `setcap cap_net_raw+ep` on
+// A raw socket (Privileged, SOCK_RAW) needs CAP_NET_RAW (root, or `setcap cap_net_raw+p` on
 // the binary). It receives a copy of every ICMP packet that reaches the host, so this package
 // installs the kernel ICMP type filter (ICMP_FILTER, raw(7); ICMP6_FILTER, RFC 3542 section
 // 3.2) to pass only echo replies and the errors a traceroute needs: our own outgoing echo

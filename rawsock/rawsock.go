@@ -270,7 +270,7 @@ func (e *permissionError) Error() string {
 	}
 	var fixes []string
 	if e.raw != nil {
-		fixes = append(fixes, fmt.Sprintf("grant raw sockets with `setcap cap_net_raw+ep %s`", bin))
+		fixes = append(fixes, fmt.Sprintf("grant raw sockets with `setcap cap_net_raw+p %s`", bin))
 	}
 	if e.dgram != nil {
 		fixes = append(fixes, "allow ping sockets for all groups with "+

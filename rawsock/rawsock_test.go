@@ -45,8 +45,8 @@ func TestPermissionErrorMessage(t *testing.T) {
 		dgram, raw error
 		want, not  []string
 	}{
-		{"auto", dgram, raw, []string{"setcap cap_net_raw+ep", `ping_group_range="0 2147483647"`, "IPv4"}, nil},
-		{"raw only", nil, raw, []string{"setcap cap_net_raw+ep"}, []string{"ping_group_range"}},
+		{"auto", dgram, raw, []string{"setcap cap_net_raw+p", `ping_group_range="0 2147483647"`, "IPv4"}, nil},
+		{"raw only", nil, raw, []string{"setcap cap_net_raw+p"}, []string{"ping_group_range"}},
 		{"dgram only", dgram, nil, []string{"ping_group_range"}, []string{"setcap"}},
 	} {
 		err := newPermissionError(icmp.IPv4, tc.dgram, tc.raw)
