@@ -312,6 +312,7 @@ const usageText = `
 Usage:
   gtrace [ -46eIUTn ] [ -p port ] [ -f first_ttl ] [ -i device ] [ -m max_ttl ] [ -N squeries ] [ -q nqueries ]
          [ -s src_addr ] [ -t tos ] [ -w MAX,HERE,NEAR ] [ -z sendwait ] [ --socket kind ]
+         [ --classic ] [ --mtu ] [ --multipath [ --confidence pct ] ]
          [ --report [ -c count ] [ --interval secs ] ] host [ packetlen ]
 Options:
   -4                          Use IPv4
