@@ -106,7 +106,10 @@ func Open(f icmp.Family, cfg *Config) (_ *Prober, err error) {
 		return nil, err
 	}
 	if p.errs != nil {
-		p.goRead(p.errs.ReadPacket, p.handleError)
+		// Every ICMP packet of the host reaches a raw socket: parse each into one Message
+		// owned by the reader goroutine rather than a new one.
+		var msg icmp.Message
+		p.goRead(p.errs.ReadPacket, func(pkt *rawsock.Packet) { p.handleError(pkt, &msg) })
 	}
 	if p.udp != nil {
 		p.goRead(p.udp.ReadPacket, p.handleUDP)
@@ -383,11 +386,10 @@ func queuedError(f icmp.Family, pkt *rawsock.Packet) probe.Result {
 	return r
 }
 
-// handleError takes a packet from the raw ICMP socket of a privileged Prober: an error quoting
-// one of its probes, or something else to ignore.
-func (p *Prober) handleError(pkt *rawsock.Packet) {
-	var msg icmp.Message
-	if icmp.Parse(p.fam, pkt.Data, &msg) != nil || !msg.ChecksumOK {
+// handleError takes a packet from the raw ICMP socket of a privileged Prober, parsed into msg:
+// an error quoting one of its probes, or something else to ignore.
+func (p *Prober) handleError(pkt *rawsock.Packet, msg *icmp.Message) {
+	if icmp.Parse(p.fam, pkt.Data, msg) != nil || !msg.ChecksumOK {
 		return
 	}
 	switch msg.Kind {

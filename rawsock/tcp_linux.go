@@ -24,14 +24,16 @@ type tcpProbeSys struct {
 	net   string         // for *net.OpError
 	local netip.AddrPort // after connect
 
-	fn    func(fd uintptr) bool // p.poll, bound once
-	pkt   *Packet               // what the Wait in progress fills in
-	msg   unix.Msghdr
-	iov   unix.Iovec
-	name  unix.RawSockaddrInet6 // large enough for a sockaddr_in too
-	oob   [256]byte
-	quote [64]byte // the start of our SYN, which an error-queue entry carries; not used
-	call  string   // the system call that failed with errno
+	fn   func(fd uintptr) bool // p.poll, bound once
+	pkt  *Packet               // what the Wait in progress fills in
+	msg  unix.Msghdr
+	iov  unix.Iovec
+	name unix.RawSockaddrInet6 // large enough for a sockaddr_in too
+	oob  [256]byte
+	// quote receives the start of our SYN that an error-queue entry carries; the entry's
+	// control messages are what Wait reports, so the quote itself is ignored.
+	quote [64]byte
+	call  string // the system call that failed with errno
 	errno syscall.Errno
 }
 
