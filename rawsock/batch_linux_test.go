@@ -5,8 +5,12 @@ package rawsock
 import (
 	"errors"
 	"net"
+	"net/netip"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gping/gping/icmp"
 )
@@ -262,5 +266,190 @@ func BenchmarkReadBatchLoopback(b *testing.B) {
 				b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "echoes/s")
 			})
 		}
+	}
+}
+
+// echoMsg returns a Message carrying one of pr's echo requests.
+func (pr *prober) echoMsg(dst netip.Addr, seq uint16, ttl int) Message {
+	return Message{Data: icmp.AppendEchoRequest(nil, pr.c.Family(), pr.id, seq, pr.token), Dst: dst, TTL: ttl}
+}
+
+// TestWriteBatchRouted sends one batch with a message of every kind: per-message TTLs take
+// effect, a message the host cannot route stops the batch with its own error and index, an
+// invalid one likewise, and the rest go out when the caller resumes after them.
+func TestWriteBatchRouted(t *testing.T) {
+	lab := newRoutedLab(t)
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
+				c, err := listenIn(t, lab.host, f, &Config{Mode: m})
+				if err != nil {
+					t.Fatal(err)
+				}
+				pr := newProber(t, c)
+				other := loopback(icmp.IPv4)
+				if f == icmp.IPv4 {
+					other = loopback(icmp.IPv6)
+				}
+				msgs := []Message{
+					pr.echoMsg(lab.far[f], 1, 1),          // expires at the router
+					pr.echoMsg(lab.far[f], 2, 0),          // answered, one router away
+					pr.echoMsg(lab.localUnreach[f], 3, 0), // no route in the host
+					pr.echoMsg(other, 4, 0),               // the wrong family
+					pr.echoMsg(lab.router[f], 5, 0),       // answered by the router
+					pr.echoMsg(lab.far[f], 6, 64),
+				}
+				n, err := c.WriteBatch(msgs)
+				var oe *net.OpError
+				if n != 2 || !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
+					t.Fatalf("WriteBatch = %d, %v; want 2 and a *net.OpError wrapping EHOSTUNREACH", n, err)
+				}
+				if oe.Addr == nil || oe.Addr.String() != lab.localUnreach[f].String() {
+					t.Errorf("error names %v, want the unroutable %v", oe.Addr, lab.localUnreach[f])
+				}
+				if n, err = c.WriteBatch(msgs[3:]); n != 0 || !errors.Is(err, ErrInvalidAddr) {
+					t.Fatalf("WriteBatch from the wrong-family message = %d, %v; want 0, ErrInvalidAddr", n, err)
+				}
+				if n, err = c.WriteBatch(msgs[4:]); n != 2 || err != nil {
+					t.Fatalf("WriteBatch of the rest = %d, %v; want 2, nil", n, err)
+				}
+				for i := range msgs {
+					msgs[i].Data[0] = 0xff // WriteBatch keeps no reference: the packets are gone
+				}
+				bufs, pkts := newBatch(8)
+				want := map[uint16]bool{1: true, 2: true, 5: true, 6: true}
+				got := map[uint16]bool{}
+				for calls := 0; len(got) < len(want); calls++ {
+					if calls > 2*len(want) {
+						t.Fatalf("%d calls, got %v", calls, got)
+					}
+					n := readBatchWithin(t, c, bufs, pkts)
+					for i := range n {
+						p := &pkts[i]
+						var seq uint16
+						switch {
+						case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
+							_, _, seq, _ = echoFields(p.Data)
+							wantFrom, wantTTL := lab.far[f], 63
+							if seq == 5 {
+								wantFrom, wantTTL = lab.router[f], 64
+							}
+							if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != wantFrom || p.TTL != wantTTL {
+								t.Errorf("reply seq %d from %v TTL %d, want ours from %v TTL %d", seq, p.Src, p.TTL, wantFrom, wantTTL)
+							}
+						case m == Privileged:
+							_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
+							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+						case p.Err != nil:
+							_, _, seq, _ = echoFields(p.Data)
+							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+						}
+						if !want[seq] || got[seq] {
+							t.Fatalf("packet about seq %d (% x, Err %+v): want each of %v once", seq, p.Data, p.Err, want)
+						}
+						got[seq] = true
+					}
+				}
+				if seq1 := got[1]; !seq1 {
+					t.Error("no time exceeded for the TTL 1 message")
+				}
+			})
+		}
+	}
+}
+
+// TestWriteBatchStaleError: as TestStaleErrorDoesNotEatSend for WriteBatch. The pending error
+// of an earlier packet fails the first message of a sendmmsg; every message must still go out.
+func TestWriteBatchStaleError(t *testing.T) {
+	lab := newRoutedLab(t)
+	for _, f := range families {
+		t.Run(f.String(), func(t *testing.T) {
+			c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr := newProber(t, c)
+			if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
+				t.Fatalf("WriteTo TTL 1: %v", err)
+			}
+			fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
+			if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
+				t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
+			}
+			msgs := []Message{pr.echoMsg(lab.far[f], 2, 0), pr.echoMsg(lab.far[f], 3, 0)}
+			if n, err := c.WriteBatch(msgs); n != 2 || err != nil {
+				t.Fatalf("WriteBatch after a queued ICMP error = %d, %v; want 2, nil", n, err)
+			}
+			bufs, pkts := newBatch(4)
+			got := map[uint16]bool{}
+			for calls := 0; len(got) < 3; calls++ {
+				if calls > 6 {
+					t.Fatalf("%d calls, got %v", calls, got)
+				}
+				n := readBatchWithin(t, c, bufs, pkts)
+				for i := range n {
+					p := &pkts[i]
+					_, _, seq, _ := echoFields(p.Data)
+					switch {
+					case p.Err != nil && p.Err.Type == timeExceededType(f) && seq == 1:
+					case p.Err == nil && (seq == 2 || seq == 3) && pr.isOurEcho(p.Data, f.EchoReplyType(), seq):
+					default:
+						t.Fatalf("unexpected packet % x (Err %+v)", p.Data, p.Err)
+					}
+					got[seq] = true
+				}
+			}
+		})
+	}
+}
+
+// TestWriteBatchLarge: more messages than one sendmmsg takes, to loopback, all answered once.
+func TestWriteBatchLarge(t *testing.T) {
+	const count = maxBatch + 100
+	for _, f := range families {
+		t.Run(f.String(), func(t *testing.T) {
+			// All the replies queue before the first read: reopen with room for them.
+			c, ns := loopbackConn(t, f, Privileged)
+			c.Close()
+			c, err := listenIn(t, ns, f, &Config{Mode: Privileged, RecvBuffer: 8 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			pr := newProber(t, c)
+			msgs := make([]Message, count)
+			for i := range msgs {
+				msgs[i] = pr.echoMsg(loopback(f), uint16(i), 0)
+			}
+			if n, err := c.WriteBatch(msgs); n != count || err != nil {
+				t.Fatalf("WriteBatch = %d, %v; want %d, nil", n, err, count)
+			}
+			bufs, pkts := newBatch(64)
+			seen := make([]bool, count)
+			for got := 0; got < count; {
+				n := readBatchWithin(t, c, bufs, pkts)
+				for i := range n {
+					_, _, seq, _ := echoFields(pkts[i].Data)
+					if !pr.isOurEcho(pkts[i].Data, f.EchoReplyType(), seq) || int(seq) >= count || seen[seq] {
+						t.Fatalf("packet % x: want each of our replies once", pkts[i].Data)
+					}
+					seen[seq] = true
+					got++
+				}
+			}
+		})
+	}
+}
+
+// TestWriteBatchClosed: a closed Conn sends nothing and says so.
+func TestWriteBatchClosed(t *testing.T) {
+	c, _ := loopbackConn(t, icmp.IPv4, Privileged)
+	pr := newProber(t, c)
+	msgs := []Message{pr.echoMsg(loopback(icmp.IPv4), 1, 0)}
+	c.Close()
+	if n, err := c.WriteBatch(msgs); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch on a closed Conn = %d, %v; want 0, net.ErrClosed", n, err)
+	}
+	if n, err := c.WriteBatch(nil); n != 0 || err != nil {
+		t.Fatalf("WriteBatch(nil) = %d, %v; want 0, nil", n, err)
 	}
 }

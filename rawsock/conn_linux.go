@@ -27,7 +27,8 @@ type sysConn struct {
 	closed atomic.Bool
 	net    string // for *net.OpError
 
-	writers sync.Pool // of *writer; gives each concurrent writer its own msghdr without a lock
+	writers  sync.Pool // of *writer; gives each concurrent writer its own msghdr without a lock
+	batchers sync.Pool // of *batchWriter, likewise for WriteBatch
 
 	rmu   sync.Mutex // serializes ReadPacket and ReadBatch; guards rd and batch
 	rd    reader
@@ -212,6 +213,11 @@ func (s *sysConn) init(file *os.File, rc syscall.RawConn, netw string, errQueue 
 		w.fn = w.send
 		return w
 	}
+	s.batchers.New = func() any {
+		b := new(batchWriter)
+		b.fn = b.send
+		return b
+	}
 }
 
 // bindSource binds fd to a and port when a is set.
@@ -368,52 +374,32 @@ func (c *Conn) writeTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 	if c.sys.closed.Load() {
 		return c.opError("write", dst, net.ErrClosed)
 	}
-	if !dst.IsValid() || !familyMatches(c.family, dst) {
-		return c.opError("write", dst, fmt.Errorf("%w: destination %v is not %s", ErrInvalidAddr, dst, familyName(c.family)))
-	}
 	ttl := 0
 	if opt != nil {
 		ttl = opt.TTL
 	}
-	if ttl < 0 || ttl > 255 {
-		return c.opError("write", dst, fmt.Errorf("%w: %d", ErrInvalidTTL, ttl))
-	}
-
 	w := c.sys.writers.Get().(*writer)
 	defer c.sys.writers.Put(w)
 	w.msg = unix.Msghdr{}
-	if c.family == icmp.IPv4 {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&w.sa))
-		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Unmap().As4()}
-		w.msg.Namelen = unix.SizeofSockaddrInet4
-	} else {
-		scope, err := scopeID(dst)
-		if err != nil {
-			return c.opError("write", dst, err)
-		}
-		w.sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16(), Scope_id: scope}
-		w.msg.Namelen = unix.SizeofSockaddrInet6
+	namelen, ctrl, err := c.prepare(&w.sa, w.oob[:], dst, ttl)
+	if err != nil {
+		return err
 	}
 	w.msg.Name = (*byte)(unsafe.Pointer(&w.sa))
+	w.msg.Namelen = namelen
 	if len(b) > 0 {
 		w.iov.Base = &b[0]
 	}
 	w.iov.SetLen(len(b))
 	w.msg.Iov = &w.iov
 	w.msg.SetIovlen(1)
-	if ttl > 0 {
-		var n int
-		if c.family == icmp.IPv4 {
-			n = putCmsgInt(w.oob[:], unix.IPPROTO_IP, unix.IP_TTL, int32(ttl))
-		} else {
-			n = putCmsgInt(w.oob[:], unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32(ttl))
-		}
+	if ctrl > 0 {
 		w.msg.Control = &w.oob[0]
-		w.msg.SetControllen(n)
+		w.msg.SetControllen(ctrl)
 	}
 	w.errno = 0
 	w.stale, w.retries, w.errFirst = c.mode == Unprivileged, 0, &c.sys.errFirst
-	err := c.sys.rc.Write(w.fn)
+	err = c.sys.rc.Write(w.fn)
 	w.iov.Base = nil // do not keep the caller's buffer alive from the pool
 	if err != nil {
 		return c.pollError("write", dst, err)
@@ -422,6 +408,39 @@ func (c *Conn) writeTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 		return c.opError("write", dst, os.NewSyscallError("sendmsg", w.errno))
 	}
 	return nil
+}
+
+// prepare checks dst and ttl for a send and writes dst's socket address into sa and the TTL's
+// control message, if any, into oob (64 bytes). It returns the address length and the control
+// length.
+func (c *Conn) prepare(sa *unix.RawSockaddrInet6, oob []byte, dst netip.Addr, ttl int) (uint32, int, error) {
+	if !dst.IsValid() || !familyMatches(c.family, dst) {
+		return 0, 0, c.opError("write", dst, fmt.Errorf("%w: destination %v is not %s", ErrInvalidAddr, dst, familyName(c.family)))
+	}
+	if ttl < 0 || ttl > 255 {
+		return 0, 0, c.opError("write", dst, fmt.Errorf("%w: %d", ErrInvalidTTL, ttl))
+	}
+	var namelen uint32
+	if c.family == icmp.IPv4 {
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Unmap().As4()}
+		namelen = unix.SizeofSockaddrInet4
+	} else {
+		scope, err := scopeID(dst)
+		if err != nil {
+			return 0, 0, c.opError("write", dst, err)
+		}
+		*sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16(), Scope_id: scope}
+		namelen = unix.SizeofSockaddrInet6
+	}
+	ctrl := 0
+	switch {
+	case ttl > 0 && c.family == icmp.IPv4:
+		ctrl = putCmsgInt(oob, unix.IPPROTO_IP, unix.IP_TTL, int32(ttl))
+	case ttl > 0:
+		ctrl = putCmsgInt(oob, unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, int32(ttl))
+	}
+	return namelen, ctrl, nil
 }
 
 // send runs inside RawConn.Write: returning false parks the goroutine in the poller until the
@@ -453,16 +472,13 @@ func (w *writer) send(fd uintptr) bool {
 const maxStaleRetries = 64
 
 // retryStale reports whether a send that failed with e on a datagram socket may have failed on
-// another packet's pending error (the errnos icmp_err_convert and icmpv6_err_convert give), and
-// is worth another try.
+// another packet's pending error, and is worth another try; it counts the try.
 func (w *writer) retryStale(e syscall.Errno) bool {
-	switch e {
-	case unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ECONNREFUSED, unix.EACCES, unix.EPROTO,
-		unix.EMSGSIZE, unix.ENOPROTOOPT, unix.EOPNOTSUPP:
-		w.retries++
-		return w.retries <= maxStaleRetries
+	if !staleErrno(e) || w.retries >= maxStaleRetries {
+		return false
 	}
-	return false
+	w.retries++
+	return true
 }
 
 // maxAsyncErrors bounds how many pending socket errors one read consumes before giving up.

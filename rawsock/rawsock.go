@@ -210,6 +210,21 @@ func (c *Conn) WriteTo(b []byte, dst netip.Addr, opt *WriteOptions) error {
 	return c.writeTo(b, dst, opt)
 }
 
+// Message is one packet of WriteBatch.
+type Message struct {
+	Data []byte // the ICMP message, header onwards, as WriteTo's b
+	Dst  netip.Addr
+	TTL  int // as WriteOptions.TTL
+}
+
+// WriteBatch sends msgs in order, as WriteTo would one by one, with as few sendmmsg(2) calls
+// as it takes (1024 messages at most per call), and returns how many were sent. A non-nil error
+// concerns msgs[n]: the messages before it were sent, those after it were not tried. Like
+// WriteTo it blocks while the socket's send buffer is full. It keeps no reference to msgs.
+func (c *Conn) WriteBatch(msgs []Message) (n int, err error) {
+	return c.writeBatch(msgs)
+}
+
 // ReadPacket blocks until a packet or a queued error arrives, or the Conn is closed, and fills
 // in p. Queued ICMP errors never surface as a read error: they are drained from the error queue
 // and returned as packets with p.Err set. buf should hold at least 65536 bytes; a longer packet
