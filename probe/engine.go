@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -62,6 +63,9 @@ type Request struct {
 	// checksum, so probes of one Flow to one destination take one path (Paris traceroute). It
 	// needs a Size of at least icmp.FlowWordOffset+2.
 	Flow uint16
+	// Tag is the caller's own value for this probe, handed back in each of its Results, so that
+	// a caller routing the outcomes of many probes needs no table of its own.
+	Tag uint64
 	// OnResult receives every outcome of the probe (see Result), including answers to an
 	// unanswered probe up to one Timeout after its Timeout, as Late. It is called on an engine
 	// goroutine, possibly concurrently with the OnResult of other probes, and must not block:
@@ -103,14 +107,58 @@ type key struct {
 
 func keyOf(dst netip.Addr, seq uint16) key { return key{dst.As16(), seq} }
 
+// table is the pending table. IPv4 keys are packed into a uint64, whose maps Go hashes and
+// compares fastest (a 16-byte key takes a generic hash and memequal per lookup); IPv6 keys stay
+// whole. A slot is 16 bytes for IPv4 and 24 for IPv6.
+type table struct {
+	v4 map[uint64]handle
+	v6 map[key]handle
+}
+
+func newTable() table { return table{v4: make(map[uint64]handle), v6: make(map[key]handle)} }
+
+// v4 returns k packed, if its address is an IPv4 address in IPv6 form.
+func (k key) v4() (uint64, bool) {
+	if [12]byte(k.addr[:12]) != [12]byte{10: 0xff, 11: 0xff} {
+		return 0, false
+	}
+	return uint64(binary.BigEndian.Uint32(k.addr[12:]))<<16 | uint64(k.seq), true
+}
+
+func (t *table) get(k key) (handle, bool) {
+	if p, ok := k.v4(); ok {
+		h, ok := t.v4[p]
+		return h, ok
+	}
+	h, ok := t.v6[k]
+	return h, ok
+}
+
+func (t *table) set(k key, h handle) {
+	if p, ok := k.v4(); ok {
+		t.v4[p] = h
+		return
+	}
+	t.v6[k] = h
+}
+
+func (t *table) del(k key) {
+	if p, ok := k.v4(); ok {
+		delete(t.v4, p)
+		return
+	}
+	delete(t.v6, k)
+}
+
 // handle is an entry's index in the engine's slab.
 type handle uint32
 
-// entry is one registered probe, 64 bytes: the engine keeps one for each probe sent within the
+// entry is one registered probe, 72 bytes: the engine keeps one for each probe sent within the
 // last Timeout (two for the unanswered), so at thousands of targets it is most of the heap.
 type entry struct {
 	dst  netip.Addr
 	seq  uint64
+	tag  uint64
 	sent int64 // monotonic nanoseconds since Engine.epoch
 	// deadline, in the same clock, is when the entry leaves the deadline queues: its Timeout, or
 	// a Timeout later once expired.
@@ -165,7 +213,7 @@ type Engine struct {
 	epoch time.Time
 
 	mu      sync.Mutex // guards the fields below
-	pending map[key]handle
+	pending table
 	slab    []*[slabChunk]entry
 	free    []handle // slots to reuse
 	used    handle   // slots ever handed out
@@ -179,7 +227,8 @@ type Engine struct {
 	timer    *time.Timer
 	closed   bool
 	readers  sync.WaitGroup
-	bufs     sync.Pool
+	bufs     sync.Pool // of *[]byte, Start's packet buffers
+	batches  sync.Pool // of *batch
 	counters counters
 }
 
@@ -189,13 +238,14 @@ func New(cfg *Config) *Engine {
 		token:   rand.Uint64(),
 		rawID:   uint16(rand.Uint32()),
 		epoch:   time.Now(),
-		pending: make(map[key]handle),
+		pending: newTable(),
 		armed:   -1,
 	}
 	if cfg != nil {
 		e.cfg = *cfg
 	}
 	e.bufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	e.batches.New = func() any { return new(batch) }
 	e.timer = time.AfterFunc(time.Hour, e.expire)
 	e.timer.Stop()
 	return e
@@ -290,46 +340,23 @@ func (e *Engine) socket(f icmp.Family) (*socket, error) {
 // Start sends one probe and returns its engine sequence number; r.OnResult receives its
 // outcomes. An error means nothing was sent and OnResult will not be called.
 func (e *Engine) Start(r Request) (uint64, error) {
-	dst := r.Dst.Unmap()
-	if !dst.IsValid() || dst.IsUnspecified() {
-		return 0, fmt.Errorf("%w: %v", ErrInvalidAddr, r.Dst)
-	}
-	f := icmp.FamilyOf(dst)
-	maxSize := MaxPayload(f)
-	if r.Size < 0 || r.Size > maxSize {
-		return 0, fmt.Errorf("%w: %d (0 to %d for %s)", ErrSize, r.Size, maxSize, f)
-	}
-	if r.Flow != 0 && r.Size < icmp.FlowWordOffset+2 {
-		return 0, fmt.Errorf("%w: %d, a Flow needs at least %d", ErrSize, r.Size, icmp.FlowWordOffset+2)
-	}
-	timeout := r.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	s, err := e.socket(f)
+	dst, timeout, s, err := e.check(&r)
 	if err != nil {
 		return 0, err
 	}
-	var state uint8
-	if r.Flow != 0 {
-		state = entryFlow
-	}
-	seq, err := e.register(dst, timeout, uint16(r.Size), state, r.OnResult)
+	e.mu.Lock()
+	seq, err := e.register(dst, timeout, &r)
+	e.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}
 	bp := e.bufs.Get().(*[]byte)
 	defer e.bufs.Put(bp)
-
 	// One buffer holds the payload and then the packet built from it.
 	if need := 2*r.Size + 64; cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
-	b := icmp.AppendPayload((*bp)[:0], r.Size, e.token, seq)
-	pkt := icmp.AppendEchoRequest(b[len(b):], f, s.id, uint16(seq), b)
-	if r.Flow != 0 {
-		icmp.FixChecksum(pkt, f, r.Flow)
-	}
+	pkt := e.appendProbe((*bp)[r.Size:r.Size], (*bp)[:0], s, &r, seq)
 	var opt *rawsock.WriteOptions
 	if r.TTL > 0 {
 		opt = &rawsock.WriteOptions{TTL: r.TTL}
@@ -343,13 +370,141 @@ func (e *Engine) Start(r Request) (uint64, error) {
 	return seq, nil
 }
 
-// register enters a probe to dst in the pending table and returns its sequence number.
-// Registration comes before the write, so a quick reply cannot race it.
-func (e *Engine) register(dst netip.Addr, timeout time.Duration, size uint16, state uint8, onResult func(Result)) (uint64, error) {
+// StartBatch is Start for many probes at once: it registers them all under one lock and sends
+// each family's with as few system calls as its socket takes (sendmmsg), where Start makes one
+// per probe. seqs[i] and errs[i] receive what Start would have returned for reqs[i]; both must
+// be at least as long as reqs. Probes of one family leave in the order given.
+func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
+	if len(seqs) < len(reqs) || len(errs) < len(reqs) {
+		panic("probe: StartBatch: seqs or errs shorter than reqs")
+	}
+	b := e.batches.Get().(*batch)
+	defer e.batches.Put(b)
+	b.items = b.items[:0]
+	var socks [2]*socket
+	var need [2]int
+	for i := range reqs {
+		seqs[i], errs[i] = 0, nil
+		dst, timeout, s, err := e.check(&reqs[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		fi := famIndex(s.fam)
+		socks[fi] = s
+		need[fi] += echoHeaderLen + reqs[i].Size
+		b.items = append(b.items, batchItem{req: i, dst: dst, timeout: timeout, fam: uint8(fi)})
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	for _, it := range b.items {
+		seqs[it.req], errs[it.req] = e.register(it.dst, it.timeout, &reqs[it.req])
+	}
+	e.mu.Unlock()
+
+	// Packets are appended to one buffer per family, sized first so that appends do not copy.
+	for fi := range b.msgs {
+		b.msgs[fi], b.idx[fi] = b.msgs[fi][:0], b.idx[fi][:0]
+		if cap(b.pkts[fi]) < need[fi] {
+			b.pkts[fi] = make([]byte, 0, need[fi])
+		}
+		b.pkts[fi] = b.pkts[fi][:0]
+	}
+	for _, it := range b.items {
+		if errs[it.req] != nil {
+			continue
+		}
+		r := &reqs[it.req]
+		if cap(b.payload) < r.Size {
+			b.payload = make([]byte, 0, r.Size)
+		}
+		pkts := e.appendProbe(b.pkts[it.fam], b.payload[:0], socks[it.fam], r, seqs[it.req])
+		pkt := pkts[len(b.pkts[it.fam]):]
+		b.pkts[it.fam] = pkts
+		b.msgs[it.fam] = append(b.msgs[it.fam], rawsock.Message{Data: pkt, Dst: it.dst, TTL: r.TTL})
+		b.idx[it.fam] = append(b.idx[it.fam], it.req)
+	}
+	for fi, msgs := range b.msgs {
+		for off := 0; off < len(msgs); {
+			n, err := socks[fi].conn.WriteBatch(msgs[off:])
+			e.counters.sent.Add(uint64(n))
+			if off += n; err == nil {
+				continue
+			}
+			i := b.idx[fi][off]
+			e.counters.sendErrors.Add(1)
+			e.remove(msgs[off].Dst, seqs[i])
+			seqs[i], errs[i] = 0, fmt.Errorf("probe: send to %s: %w", msgs[off].Dst, err)
+			off++
+		}
+		for i := range msgs {
+			msgs[i] = rawsock.Message{} // let the pool forget the packets' owners
+		}
+	}
+}
+
+// batch is StartBatch's scratch space, pooled in the Engine.
+type batch struct {
+	items   []batchItem
+	pkts    [2][]byte // packets of each family, back to back
+	msgs    [2][]rawsock.Message
+	idx     [2][]int // the request of each message
+	payload []byte
+}
+
+type batchItem struct {
+	req     int
+	dst     netip.Addr
+	timeout time.Duration
+	fam     uint8
+}
+
+// check validates r for Start and returns its unmapped destination, its timeout and the socket
+// of its family, opened if need be.
+func (e *Engine) check(r *Request) (netip.Addr, time.Duration, *socket, error) {
+	dst := r.Dst.Unmap()
+	if !dst.IsValid() || dst.IsUnspecified() {
+		return dst, 0, nil, fmt.Errorf("%w: %v", ErrInvalidAddr, r.Dst)
+	}
+	f := icmp.FamilyOf(dst)
+	maxSize := MaxPayload(f)
+	if r.Size < 0 || r.Size > maxSize {
+		return dst, 0, nil, fmt.Errorf("%w: %d (0 to %d for %s)", ErrSize, r.Size, maxSize, f)
+	}
+	if r.Flow != 0 && r.Size < icmp.FlowWordOffset+2 {
+		return dst, 0, nil, fmt.Errorf("%w: %d, a Flow needs at least %d", ErrSize, r.Size, icmp.FlowWordOffset+2)
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	s, err := e.socket(f)
+	return dst, timeout, s, err
+}
+
+// echoHeaderLen is the ICMP echo header before the payload.
+const echoHeaderLen = 8
+
+// appendProbe appends probe seq's echo request to b, building its payload in scratch first
+// (scratch must not overlap b's free capacity), and returns the extended b.
+func (e *Engine) appendProbe(b, scratch []byte, s *socket, r *Request, seq uint64) []byte {
+	payload := icmp.AppendPayload(scratch, r.Size, e.token, seq)
+	n := len(b)
+	b = icmp.AppendEchoRequest(b, s.fam, s.id, uint16(seq), payload)
+	if r.Flow != 0 {
+		icmp.FixChecksum(b[n:], s.fam, r.Flow)
+	}
+	return b
+}
+
+// register enters a probe to dst in the pending table and returns its sequence number; e.mu is
+// held. Registration comes before the write, so a quick reply cannot race it.
+func (e *Engine) register(dst netip.Addr, timeout time.Duration, r *Request) (uint64, error) {
 	if e.closed {
 		return 0, ErrClosed
+	}
+	var state uint8
+	if r.Flow != 0 {
+		state = entryFlow
 	}
 	var (
 		seq uint64
@@ -366,7 +521,7 @@ func (e *Engine) register(dst netip.Addr, timeout time.Duration, size uint16, st
 		}
 		seq = e.seq.Add(1)
 		k = keyOf(dst, uint16(seq))
-		oh, busy := e.pending[k]
+		oh, busy := e.pending.get(k)
 		if !busy {
 			break
 		}
@@ -378,8 +533,8 @@ func (e *Engine) register(dst netip.Addr, timeout time.Duration, size uint16, st
 	h := e.alloc()
 	ent := e.ent(h)
 	sent := int64(time.Since(e.epoch))
-	*ent = entry{dst: dst, seq: seq, sent: sent, deadline: sent + int64(timeout), onResult: onResult, size: size, state: state}
-	e.pending[k] = h
+	*ent = entry{dst: dst, seq: seq, tag: r.Tag, sent: sent, deadline: sent + int64(timeout), onResult: r.OnResult, size: uint16(r.Size), state: state}
+	e.pending.set(k, h)
 	e.schedule(h)
 	if e.armed < 0 || ent.deadline < e.armed {
 		e.armed = ent.deadline
@@ -422,7 +577,7 @@ func (e *Engine) Send(ctx context.Context, r Request) (Result, error) {
 			return res, res.Error()
 		default:
 		}
-		return Result{Outcome: Canceled, Dst: r.Dst.Unmap(), Seq: seq, TTL: -1, Err: ctx.Err()}, ctx.Err()
+		return Result{Outcome: Canceled, Dst: r.Dst.Unmap(), Seq: seq, Tag: r.Tag, TTL: -1, Err: ctx.Err()}, ctx.Err()
 	}
 }
 
@@ -433,7 +588,7 @@ func (e *Engine) remove(dst netip.Addr, seq uint64) (unanswered bool) {
 	k := keyOf(dst, uint16(seq))
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h, ok := e.pending[k]
+	h, ok := e.pending.get(k)
 	if !ok {
 		return false
 	}
@@ -449,7 +604,7 @@ func (e *Engine) remove(dst netip.Addr, seq uint64) (unanswered bool) {
 // drop takes the entry registered under k out of pending; its slot stays queued, dead, until its
 // deadline. e.mu is held.
 func (e *Engine) drop(k key, ent *entry) {
-	delete(e.pending, k)
+	e.pending.del(k)
 	ent.state |= entryDead
 	ent.onResult = nil // let its owner go now, not at the deadline
 }
@@ -463,13 +618,13 @@ func (e *Engine) Cancel(dst netip.Addr, seq uint64) bool {
 // ended is what is reported of a probe after its entry may have been reused.
 type ended struct {
 	dst      netip.Addr
-	seq      uint64
+	seq, tag uint64
 	sent     int64
 	onResult func(Result)
 }
 
 func (e *Engine) endedOf(ent *entry) ended {
-	return ended{ent.dst, ent.seq, ent.sent, ent.onResult}
+	return ended{ent.dst, ent.seq, ent.tag, ent.sent, ent.onResult}
 }
 
 // expire runs on the engine's single timer: every probe whose deadline has passed is removed
@@ -490,7 +645,7 @@ func (e *Engine) expire() {
 		case ent.is(entryDone | entryExpired):
 			// Answered, or expired and past its grace Timeout: it only stayed to recognise
 			// duplicates and late answers. Later copies are counted late by their token.
-			delete(e.pending, keyOf(ent.dst, uint16(ent.seq)))
+			e.pending.del(keyOf(ent.dst, uint16(ent.seq)))
 		default:
 			// Unanswered: report the Timeout and keep the entry one more Timeout, so that an
 			// answer now reaches the probe's owner as Late.
@@ -511,7 +666,7 @@ func (e *Engine) expire() {
 	for _, p := range lost {
 		e.counters.timeouts.Add(1)
 		if p.onResult != nil {
-			p.onResult(Result{Outcome: Timeout, Dst: p.dst, Seq: p.seq, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1})
+			p.onResult(Result{Outcome: Timeout, Dst: p.dst, Seq: p.seq, Tag: p.tag, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1})
 		}
 	}
 }
@@ -527,14 +682,14 @@ func (e *Engine) Close() error {
 	e.closed = true
 	e.timer.Stop()
 	var left []ended
-	for _, h := range e.pending {
+	for h := range e.used {
 		// Answered and timed-out entries have had their outcome; they only wait for
-		// duplicates or late answers.
-		if ent := e.ent(h); !ent.is(entryDone | entryExpired) {
+		// duplicates or late answers. Free slots are zero, which is neither.
+		if ent := e.ent(h); ent.onResult != nil && !ent.is(entryDone|entryExpired|entryDead) {
 			left = append(left, e.endedOf(ent))
 		}
 	}
-	e.pending = make(map[key]handle)
+	e.pending = newTable()
 	e.slab, e.free, e.used = nil, nil, 0
 	e.fifo, e.byTime = ring{}, nil
 	e.mu.Unlock()
@@ -550,7 +705,7 @@ func (e *Engine) Close() error {
 	e.readers.Wait()
 	for _, p := range left {
 		if p.onResult != nil {
-			p.onResult(Result{Outcome: Canceled, Dst: p.dst, Seq: p.seq, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1, Err: ErrClosed})
+			p.onResult(Result{Outcome: Canceled, Dst: p.dst, Seq: p.seq, Tag: p.tag, Sent: e.epoch.Add(time.Duration(p.sent)), TTL: -1, Err: ErrClosed})
 		}
 	}
 	return errors.Join(errs...)
@@ -695,7 +850,7 @@ func (e *Engine) match(s *socket, a *arrival) {
 	token, seq64, hasHeader := icmp.ParsePayload(a.payload)
 	e.mu.Lock()
 	var ent *entry
-	if h, ok := e.pending[keyOf(a.dst, a.seq)]; ok {
+	if h, ok := e.pending.get(keyOf(a.dst, a.seq)); ok {
 		if ent = e.ent(h); ent.dst != a.dst {
 			ent = nil // same address, another zone
 		}
@@ -735,7 +890,7 @@ func (e *Engine) match(s *socket, a *arrival) {
 		corrupted = len(a.payload) != size || bad
 	}
 	res := Result{
-		Outcome: a.outcome, Dst: a.dst, Seq: ent.seq, From: a.from, TTL: a.ttl, Size: a.size,
+		Outcome: a.outcome, Dst: a.dst, Seq: ent.seq, Tag: ent.tag, From: a.from, TTL: a.ttl, Size: a.size,
 		Kind: a.kind, Type: a.typ, Code: a.code, MTU: a.mtu, Errno: a.errno,
 		Corrupted: corrupted,
 	}

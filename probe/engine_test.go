@@ -54,16 +54,28 @@ func (e *Engine) pendingLen() int {
 		for _, h := range q {
 			if !e.ent(h).is(entryDead) {
 				live++
-				if e.pending[keyOf(e.ent(h).dst, uint16(e.ent(h).seq))] != h {
+				if got, _ := e.pending.get(keyOf(e.ent(h).dst, uint16(e.ent(h).seq))); got != h {
 					panic("a queued live entry is not registered")
 				}
 			}
 		}
 	}
-	if live != len(e.pending) {
+	if live != len(e.pending.handles()) {
 		panic("pending map and deadline queues disagree")
 	}
-	return len(e.pending)
+	return len(e.pending.handles())
+}
+
+// handles lists the slots of every registered probe.
+func (t *table) handles() []handle {
+	var hs []handle
+	for _, h := range t.v4 {
+		hs = append(hs, h)
+	}
+	for _, h := range t.v6 {
+		hs = append(hs, h)
+	}
+	return hs
 }
 
 func TestSendLoopback(t *testing.T) {
@@ -410,7 +422,9 @@ func BenchmarkRegisterMatch(b *testing.B) {
 	for b.Loop() {
 		dst := dsts[i%len(dsts)]
 		i++
-		seq, err := e.register(dst, time.Second, 56, 0, onResult)
+		e.mu.Lock()
+		seq, err := e.register(dst, time.Second, &Request{Size: 56, OnResult: onResult})
+		e.mu.Unlock()
 		if err != nil {
 			b.Fatal(err)
 		}

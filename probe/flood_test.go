@@ -80,7 +80,7 @@ func (e *Engine) pendingUnanswered() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
-	for _, h := range e.pending {
+	for _, h := range e.pending.handles() {
 		ent := e.ent(h)
 		if !ent.is(entryDone | entryExpired) {
 			n++

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -119,7 +120,7 @@ func TestLabTimeoutAndClose(t *testing.T) {
 				}
 				// The entry stays for its grace window, expired, to catch a late answer.
 				e.mu.Lock()
-				for _, h := range e.pending {
+				for _, h := range e.pending.handles() {
 					ent := e.ent(h)
 					if !ent.is(entryExpired) {
 						t.Errorf("probe %d still pending after its timeout", ent.seq)
@@ -224,5 +225,112 @@ func TestLabFlowChecksum(t *testing.T) {
 		if got, want := count(), fmt.Sprintf("packets %d", sent); got != want {
 			t.Errorf("%s: nftables saw %q with the flow checksum, want %q", mode, got, want)
 		}
+	}
+}
+
+// TestLabStartBatch: one batch of both families with every kind of request (good, invalid,
+// unroutable in the host, TTL 1) gives each the outcome Start would have, exactly once, with
+// its Tag; the failures leave nothing pending.
+func TestLabStartBatch(t *testing.T) {
+	lab := netlab.New(t)
+	c := lab.Chain(1)
+	c.Host.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	// Sends to these fail in the host, before any packet leaves.
+	c.Host.MustRun(t, "ip", "route", "add", "unreachable", "198.19.255.0/24")
+	c.Host.MustRun(t, "ip", "-6", "route", "add", "unreachable", "2001:db8:ffff::/48")
+	unroutable := map[icmp.Family]netip.Addr{
+		icmp.IPv4: netip.MustParseAddr("198.19.255.1"),
+		icmp.IPv6: netip.MustParseAddr("2001:db8:ffff::1"),
+	}
+	for _, tc := range labCases(c) {
+		t.Run(tc.name, func(t *testing.T) {
+			f := icmp.FamilyOf(tc.dst)
+			e := labEngine(t, c.Host, tc.mode, f)
+			other := c.TargetAddr6
+			if f == icmp.IPv6 {
+				other = c.TargetAddr4
+			}
+			// Both sockets must live in the lab before the batch: a socket opened by the
+			// batch itself would be opened in the host's namespace.
+			if err := c.Host.Do(func() error { return e.Open(icmp.FamilyOf(other)) }); err != nil {
+				t.Fatal(err)
+			}
+			results := make(chan Result, 32)
+			onResult := func(r Result) { results <- r }
+			type want struct {
+				err     error
+				outcome Outcome
+				from    netip.Addr
+			}
+			reqs := []Request{
+				{Dst: tc.dst, Size: 56},
+				{Dst: tc.dst, Size: -1},
+				{Dst: unroutable[f], Size: 56},
+				{Dst: tc.dst, Size: 56, TTL: 1},
+				{Dst: other, Size: 0},
+				{},
+				{Dst: tc.dst, Size: 1400},
+				{Dst: other, Size: 56, TTL: 1},
+			}
+			wants := []want{
+				{outcome: Reply, from: tc.dst},
+				{err: ErrSize},
+				{err: syscall.EHOSTUNREACH},
+				{outcome: ICMPError, from: tc.router},
+				{outcome: Reply, from: other},
+				{err: ErrInvalidAddr},
+				{outcome: Reply, from: tc.dst},
+				{outcome: ICMPError, from: c.RouterAddr4[0]},
+			}
+			if f == icmp.IPv4 {
+				wants[7].from = c.RouterAddr6[0]
+			}
+			for i := range reqs {
+				reqs[i].Tag = uint64(1000 + i)
+				reqs[i].Timeout = 5 * time.Second
+				reqs[i].OnResult = onResult
+			}
+			seqs := make([]uint64, len(reqs))
+			errs := make([]error, len(reqs))
+			e.StartBatch(reqs, seqs, errs)
+			expected := map[uint64]int{} // tag -> request
+			for i, w := range wants {
+				if w.err != nil {
+					if !errors.Is(errs[i], w.err) || seqs[i] != 0 {
+						t.Errorf("request %d: seq %d, error %v; want 0 and %v", i, seqs[i], errs[i], w.err)
+					}
+					continue
+				}
+				if errs[i] != nil || seqs[i] == 0 {
+					t.Fatalf("request %d: seq %d, error %v; want a probe", i, seqs[i], errs[i])
+				}
+				expected[reqs[i].Tag] = i
+			}
+			for range len(expected) {
+				var r Result
+				select {
+				case r = <-results:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("outcomes missing; still expecting tags %v", expected)
+				}
+				i, ok := expected[r.Tag]
+				if !ok {
+					t.Fatalf("unexpected or repeated outcome %+v", r)
+				}
+				delete(expected, r.Tag)
+				if w := wants[i]; r.Outcome != w.outcome || r.From != w.from || r.Seq != seqs[i] || r.Dst != reqs[i].Dst.Unmap() {
+					t.Errorf("request %d: %v from %v seq %d to %v; want %v from %v seq %d", i, r.Outcome, r.From, r.Seq, r.Dst, w.outcome, w.from, seqs[i])
+				}
+				if r.Outcome == Reply && r.Size != 8+reqs[i].Size {
+					t.Errorf("request %d: reply of %d bytes, want %d", i, r.Size, 8+reqs[i].Size)
+				}
+			}
+			if n := e.pendingUnanswered(); n != 0 {
+				t.Errorf("%d probes still unanswered", n)
+			}
+			if ct := e.Counters(); ct.Sent != 5 || ct.SendErrors != 1 {
+				t.Errorf("counters %+v, want 5 sent and 1 send error", ct)
+			}
+		})
 	}
 }

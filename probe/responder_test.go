@@ -677,3 +677,58 @@ func TestResponderPingAllLost(t *testing.T) {
 		})
 	}
 }
+
+// TestResponderSweepDuplicates: a Sweep routes every duplicate to the target and probe number it
+// answers, even when two targets share one address.
+func TestResponderSweepDuplicates(t *testing.T) {
+	c := respLab(t)
+	const count = 3
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			dst, alt := target(c, m.fam), alt4
+			if m.fam == icmp.IPv6 {
+				alt = alt6
+			}
+			// The last target, at alt, answers once: the sweep ends with its last reply, which the
+			// responder sends after every duplicate to the others.
+			startResponder(t, c, func(_ int, req *responder.Request) []responder.Action {
+				if req.Dst == alt {
+					return []responder.Action{responder.Normal()}
+				}
+				return []responder.Action{responder.Duplicate(1)}
+			})
+			e := hostEngine(t, c, m.mode, m.fam)
+			dsts := []netip.Addr{dst, dst, alt}
+			type key struct {
+				target, probe int
+				outcome       probe.Outcome
+			}
+			seen := map[key]int{}
+			res, err := e.Sweep(context.Background(), dsts, &probe.SweepConfig{
+				Count: count, Period: time.Millisecond, Timeout: 2 * time.Second, Size: probeSize,
+				OnResult: func(k, n int, r probe.Result) { seen[key{k, n, r.Outcome}]++ },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, r := range res {
+				dups := count
+				if k == 2 {
+					dups = 0
+				}
+				if s := r.Summary; s.Sent != count || s.Received != count || int(s.Duplicates) != dups {
+					t.Errorf("target %d: %+v, want %d sent and received, %d duplicated", k, s, count, dups)
+				}
+				for n := range count {
+					if seen[key{k, n, probe.Reply}] != 1 || seen[key{k, n, probe.Duplicate}] != min(dups, 1) {
+						t.Errorf("target %d probe %d: %d replies, %d duplicates; want one each", k, n,
+							seen[key{k, n, probe.Reply}], seen[key{k, n, probe.Duplicate}])
+					}
+				}
+			}
+			if len(seen) != (2*2+1)*count {
+				t.Errorf("outcomes %v, want only a reply and a duplicate per probe", seen)
+			}
+		})
+	}
+}

@@ -72,6 +72,7 @@ type Result struct {
 	Outcome Outcome
 	Dst     netip.Addr // the probe's destination
 	Seq     uint64     // engine sequence number; the ICMP sequence on the wire is uint16(Seq)
+	Tag     uint64     // the probe's Request.Tag
 	From    netip.Addr // who answered: the replying host or the router that sent the error
 	TTL     int        // TTL / hop limit of the answer as received, -1 if unknown
 	Size    int        // bytes of the ICMP answer (header included), as ping prints them

@@ -78,7 +78,6 @@ type target struct {
 	sent     int
 	idx      int32
 	open     int32 // probes sent and not yet settled; MaxInFlight bounds it
-	hidx     int32 // in the due heap; -1 when not queued
 	finished bool  // nothing more to send
 }
 
@@ -120,10 +119,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	}
 
 	ts := make([]target, len(dsts))
-	due := make(dueHeap, 0, len(dsts))
-	type origin struct{ target, probe int32 }
-	bySeq := make(map[uint64]origin, len(dsts))    // open probe -> its target, to route outcomes
-	byDst := make(map[netip.Addr]int32, len(dsts)) // for duplicates, which come after the probe closed
+	due := dueQueue{ts: ts}
 	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
 		for _, d := range dsts {
 			if icmp.FamilyOf(d.Unmap()) == f {
@@ -145,22 +141,30 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	now := time.Now()
 	for i, d := range dsts {
 		ts[i] = target{idx: int32(i), dst: d.Unmap(), due: now, timeout: c.Timeout}
-		if _, dup := byDst[ts[i].dst]; !dup {
-			byDst[ts[i].dst] = int32(i)
-		}
-		heap.Push(&due, &ts[i])
+		due.push(&ts[i])
 	}
 
 	// Outcomes arrive on engine goroutines and are queued for this one: the targets' state has
-	// a single owner, and a slow OnResult never stalls the reader.
+	// a single owner, and a slow OnResult never stalls the reader. Each probe's Tag names its
+	// target (high half) and its number for that target (low half).
 	var (
-		mu     sync.Mutex
-		queue  []Result
-		spare  []Result
-		notify = make(chan struct{}, 1)
+		mu      sync.Mutex
+		queue   []Result
+		spare   []Result
+		stopped bool // Sweep has returned: outcomes still to come are dropped
+		notify  = make(chan struct{}, 1)
 	)
+	defer func() {
+		mu.Lock()
+		stopped, queue, spare = true, nil, nil
+		mu.Unlock()
+	}()
 	deliver := func(r Result) {
 		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
 		queue = append(queue, r)
 		mu.Unlock()
 		select {
@@ -170,18 +174,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	}
 	open := 0
 	settle := func(r *Result) {
-		o, ok := bySeq[r.Seq]
-		if !ok {
-			ti, known := byDst[r.Dst]
-			if r.Outcome != Duplicate && r.Outcome != Late || !known {
-				return
-			}
-			if r.Outcome == Late {
-				ts[ti].rec.Late()
-			}
-			o = origin{ti, -1} // its probe number is no longer kept
-		}
-		t := &ts[o.target]
+		t := &ts[r.Tag>>32]
 		switch r.Outcome {
 		case Reply:
 			t.rec.Reply(r.Seq, r.RTT)
@@ -194,9 +187,10 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 			t.rec.Error()
 		case Timeout:
 			t.rec.Lost()
+		case Late:
+			t.rec.Late()
 		}
 		if r.Outcome != Duplicate && r.Outcome != Late {
-			delete(bySeq, r.Seq)
 			t.open--
 			open--
 			if c.Count == 0 {
@@ -207,14 +201,14 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 				case t.sent <= c.Retries && !t.finished:
 					t.timeout = time.Duration(float64(t.timeout) * c.Backoff)
 					t.due = time.Now()
-					heap.Push(&due, t)
+					due.push(t)
 				default:
 					t.finished = true
 				}
 			}
 		}
 		if c.OnResult != nil {
-			c.OnResult(int(t.idx), int(o.probe), *r)
+			c.OnResult(int(t.idx), int(uint32(r.Tag)), *r)
 		}
 	}
 	drain := func() {
@@ -227,10 +221,9 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		}
 	}
 
-	// sendOne sends the next due probe; it reports false when the engine is closed.
-	sendOne := func(now time.Time) bool {
-		t := heap.Pop(&due).(*target)
-		seq, err := e.Start(Request{Dst: t.dst, Size: c.Size, TTL: c.TTL, Timeout: t.timeout, OnResult: deliver})
+	// sent accounts for the send of t's next probe, which StartBatch gave err; it reports false
+	// when the engine is closed.
+	sent := func(t *target, err error, now time.Time) bool {
 		t.sent++
 		t.rec.Sent()
 		if err != nil {
@@ -242,17 +235,16 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 				c.OnSendError(int(t.idx), err)
 			}
 		} else {
-			bySeq[seq] = origin{t.idx, int32(t.sent - 1)}
 			t.open++
 			open++
 		}
 		switch {
 		case c.Count > 0 && t.sent < c.Count:
 			t.due = now.Add(c.Period)
-			heap.Push(&due, t)
+			due.push(t)
 		case c.Count == 0 && err != nil && t.sent <= c.Retries:
 			t.due = now.Add(c.Period)
-			heap.Push(&due, t)
+			due.push(t)
 		case c.Count > 0:
 			t.finished = true
 		}
@@ -263,30 +255,55 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	// and may lag the wall clock by at most maxCatchUp, so a late timer (they wake up to a
 	// millisecond late) is made up by a short run of sends, not lost, and never by a burst.
 	const maxCatchUp = time.Millisecond
-	var nextSend time.Time
+	// Probes due together leave in batches of up to sendBatch, one system call each: at full
+	// speed that is most of the cost of a probe saved, and replies still come back in time to
+	// be read in batches too.
+	const sendBatch = 64
+	var (
+		nextSend time.Time
+		picked   = make([]*target, 0, sendBatch)
+		reqs     = make([]Request, 0, sendBatch)
+		seqs     = make([]uint64, sendBatch)
+		errs     = make([]error, sendBatch)
+		sends    int
+	)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var runErr error
 loop:
-	for len(due) > 0 || open > 0 {
+	for due.len() > 0 || open > 0 {
 		now := time.Now()
-		for n := 0; len(due) > 0 && open < c.MaxInFlight && !due[0].due.After(now) && !nextSend.After(now); n++ {
-			if n%1024 == 1023 {
+		for {
+			picked, reqs = picked[:0], reqs[:0]
+			for len(picked) < sendBatch && due.len() > 0 && open+len(picked) < c.MaxInFlight && !due.first().due.After(now) && !nextSend.After(now) {
+				t := due.pop()
+				picked = append(picked, t)
+				tag := uint64(t.idx)<<32 | uint64(uint32(t.sent))
+				reqs = append(reqs, Request{Dst: t.dst, Size: c.Size, TTL: c.TTL, Timeout: t.timeout, Tag: tag, OnResult: deliver})
+				if c.Interval > 0 {
+					nextSend = later(nextSend, now.Add(-maxCatchUp)).Add(c.Interval)
+				}
+			}
+			if len(picked) == 0 {
+				break
+			}
+			if sends += len(picked); sends >= 1024 {
+				sends = 0
 				if runErr = ctx.Err(); runErr != nil {
 					break loop
 				}
 			}
-			if !sendOne(now) {
-				runErr = ErrClosed
-				break loop
-			}
-			if c.Interval > 0 {
-				nextSend = later(nextSend, now.Add(-maxCatchUp)).Add(c.Interval)
+			e.StartBatch(reqs, seqs, errs)
+			for i, t := range picked {
+				if !sent(t, errs[i], now) {
+					runErr = ErrClosed
+					break loop
+				}
 			}
 			now = time.Now()
 		}
-		if len(due) > 0 && open < c.MaxInFlight { // else an outcome will wake us
-			timer.Reset(time.Until(later(due[0].due, nextSend)))
+		if due.len() > 0 && open < c.MaxInFlight { // else an outcome will wake us
+			timer.Reset(time.Until(later(due.first().due, nextSend)))
 		}
 		select {
 		case <-ctx.Done():
@@ -297,9 +314,8 @@ loop:
 		case <-timer.C:
 		}
 	}
-	for seq, o := range bySeq {
-		e.Cancel(ts[o.target].dst, seq)
-	}
+	// Probes still open when ctx ends are left to time out in the engine; their outcomes are
+	// dropped.
 	drain()
 
 	out := make([]SweepResult, len(ts))
@@ -320,30 +336,64 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
+// dueQueue holds the targets waiting for their next send, earliest first; among equals, in the
+// order they were queued (input order at the start), as fping sends. Targets are nearly always queued in time order (one Period after a
+// send, and every target has the same Period), so a FIFO takes them in O(1); only default
+// mode's retries, due as soon as a probe fails, come out of order and go through a heap.
+type dueQueue struct {
+	ts   []target
+	fifo ring // of target indexes
+	late dueHeap
+}
+
+func (q *dueQueue) len() int { return q.fifo.n + len(q.late) }
+
+func (q *dueQueue) push(t *target) {
+	if q.fifo.n == 0 || !t.due.Before(q.ts[q.fifo.last()].due) {
+		q.fifo.push(handle(t.idx))
+		return
+	}
+	heap.Push(&q.late, t)
+}
+
+// first returns the earliest target; the queue is not empty.
+func (q *dueQueue) first() *target {
+	if q.fifo.n == 0 {
+		return q.late[0]
+	}
+	if t := &q.ts[q.fifo.first()]; len(q.late) == 0 || !dueBefore(q.late[0], t) {
+		return t
+	}
+	return q.late[0]
+}
+
+// pop takes the earliest target; the queue is not empty.
+func (q *dueQueue) pop() *target {
+	if t := q.first(); len(q.late) == 0 || t != q.late[0] {
+		q.fifo.pop()
+		return t
+	}
+	return heap.Pop(&q.late).(*target)
+}
+
+func dueBefore(a, b *target) bool {
+	if a.due.Equal(b.due) {
+		return a.idx < b.idx
+	}
+	return a.due.Before(b.due)
+}
+
 // dueHeap orders targets by their next send time.
 type dueHeap []*target
 
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	if h[i].due.Equal(h[j].due) {
-		return h[i].idx < h[j].idx // input order among equals, as fping sends
-	}
-	return h[i].due.Before(h[j].due)
-}
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = int32(i), int32(j)
-}
-func (h *dueHeap) Push(x any) {
-	t := x.(*target)
-	t.hidx = int32(len(*h))
-	*h = append(*h, t)
-}
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return dueBefore(h[i], h[j]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(*target)) }
 func (h *dueHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	t.hidx = -1
 	return t
 }

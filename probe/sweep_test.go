@@ -98,7 +98,7 @@ func TestSweepCanceled(t *testing.T) {
 	if n := e.pendingLen(); n != 0 {
 		// Answered entries linger until their timeout; none may be unanswered and forgotten.
 		e.mu.Lock()
-		for _, h := range e.pending {
+		for _, h := range e.pending.handles() {
 			ent := e.ent(h)
 			if !ent.is(entryDone) {
 				t.Errorf("unanswered probe %d left pending", ent.seq)
