@@ -36,14 +36,17 @@ func main() {
 			cancel()
 		}
 	}()
+	// The kernel does most of the work of a probe (on loopback or a veth, the answer is made and
+	// queued to our socket inside our own send call), so the program's part is a serial job:
+	// send a batch, read the batch of answers. On one P the hand-offs between the sender and the
+	// reader are goroutine switches; with more, an idle P's thread sleeps in epoll and is woken
+	// by nearly every packet the socket sees. Measured: a flood (-f, 200,000 probes to
+	// loopback) takes 1.8 s on one P and 2.1 s on two; 10,000 targets x 3 at full speed take
+	// 0.40 s of CPU on one P and 0.58 s on two.
+	runtime.GOMAXPROCS(1)
 	if fpingMode(os.Args[1:]) {
 		// More than one destination: fping's flags, output and exit codes.
 		os.Exit(runFping(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	// One destination is a serial job: the reader hands each reply to the next send. On one P
-	// those hand-offs are goroutine switches; with more, an idle P's thread sleeps in epoll
-	// and is woken by every packet the socket sees. Measured with -f on loopback: 1.8 s for
-	// 200,000 probes on one P, 2.1 s on two.
-	runtime.GOMAXPROCS(1)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, status))
 }
