@@ -426,9 +426,11 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	con.mu.Lock()
 	con.out.Flush()
+	// The summary block goes out in a few large writes, not one write per target.
+	sum := newWriter(stderr)
 	if counting {
 		if !o.quiet {
-			fmt.Fprintln(stderr)
+			fmt.Fprintln(sum)
 		}
 		for k, r := range results {
 			if o.perProbe {
@@ -441,15 +443,16 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 						b.WriteString(" " + fpRTT(d))
 					}
 				}
-				fmt.Fprintln(stderr, b.String())
+				fmt.Fprintln(sum, b.String())
 				continue
 			}
-			fmt.Fprintln(stderr, fpSummaryLine(pad(k), r.Summary))
+			fmt.Fprintln(sum, fpSummaryLine(pad(k), r.Summary))
 		}
 	}
 	if o.stats {
-		fmt.Fprint(stderr, fpStats(len(hosts), len(hosts)-len(dsts), results, e.Counters(), elapsed))
+		fmt.Fprint(sum, fpStats(len(hosts), len(hosts)-len(dsts), results, e.Counters(), elapsed))
 	}
+	sum.Flush()
 	con.mu.Unlock()
 	switch {
 	case unknown:
