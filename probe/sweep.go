@@ -82,8 +82,10 @@ type target struct {
 }
 
 // Sweep probes every target as cfg says and returns one result per target, in the same
-// order. It returns early, with the results so far, when ctx ends; the error is non-nil only
-// when probing could not start (no socket) or ctx ended.
+// order. It returns early, with the results so far, when ctx ends; the probes then in flight
+// (at most MaxInFlight) are not waited for: the engine forgets each after its Timeout, and
+// their outcomes reach neither the results nor OnResult. The error is non-nil only when probing
+// could not start (no socket) or ctx ended.
 func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig) ([]SweepResult, error) {
 	c := SweepConfig{}
 	if cfg != nil {
@@ -337,9 +339,10 @@ func later(a, b time.Time) time.Time {
 }
 
 // dueQueue holds the targets waiting for their next send, earliest first; among equals, in the
-// order they were queued (input order at the start), as fping sends. Targets are nearly always queued in time order (one Period after a
-// send, and every target has the same Period), so a FIFO takes them in O(1); only default
-// mode's retries, due as soon as a probe fails, come out of order and go through a heap.
+// order they were queued (input order at the start), as fping sends. Targets are nearly always
+// queued in time order (one Period after a send, and every target has the same Period), so a
+// FIFO takes them in O(1); only default mode's retries, due as soon as a probe fails, come out
+// of order and go through a heap.
 type dueQueue struct {
 	ts   []target
 	fifo ring // of target indexes

@@ -95,16 +95,22 @@ func TestSweepCanceled(t *testing.T) {
 	if sent >= 5000 {
 		t.Errorf("sent %d after cancel", sent)
 	}
-	if n := e.pendingLen(); n != 0 {
-		// Answered entries linger until their timeout; none may be unanswered and forgotten.
-		e.mu.Lock()
-		for _, h := range e.pending.handles() {
-			ent := e.ent(h)
-			if !ent.is(entryDone) {
-				t.Errorf("unanswered probe %d left pending", ent.seq)
+	// Answered entries linger until their timeout for duplicates. Probes in flight at the
+	// cancel are left to expire: each within the sweep's Timeout, and no more of them than may
+	// be in flight.
+	e.mu.Lock()
+	unanswered := 0
+	for _, h := range e.pending.handles() {
+		if ent := e.ent(h); !ent.is(entryDone) {
+			unanswered++
+			if d := time.Duration(ent.deadline - ent.sent); d != DefaultSweepTimeout {
+				t.Errorf("unanswered probe %d expires %v after its send, want the sweep's %v", ent.seq, d, DefaultSweepTimeout)
 			}
 		}
-		e.mu.Unlock()
+	}
+	e.mu.Unlock()
+	if unanswered > DefaultMaxInFlight {
+		t.Errorf("%d unanswered probes left, more than the %d that may be in flight", unanswered, DefaultMaxInFlight)
 	}
 }
 
