@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gping/gping/icmp"
 )
 
@@ -364,18 +362,7 @@ func TestWriteBatchStaleError(t *testing.T) {
 	lab := newRoutedLab(t)
 	for _, f := range families {
 		t.Run(f.String(), func(t *testing.T) {
-			c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr := newProber(t, c)
-			if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
-				t.Fatalf("WriteTo TTL 1: %v", err)
-			}
-			fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
-			if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
-				t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
-			}
+			c, pr := staleErrorConn(t, lab, f)
 			msgs := []Message{pr.echoMsg(lab.far[f], 2, 0), pr.echoMsg(lab.far[f], 3, 0)}
 			if n, err := c.WriteBatch(msgs); n != 2 || err != nil {
 				t.Fatalf("WriteBatch after a queued ICMP error = %d, %v; want 2, nil", n, err)

@@ -662,6 +662,26 @@ func BenchmarkEchoLoopback(b *testing.B) {
 	}
 }
 
+// staleErrorConn opens a datagram socket in the lab and sends a TTL 1 probe (seq 1) from it,
+// then waits, without reading, until the router's time exceeded is queued on the socket: its
+// next send will meet that error pending.
+func staleErrorConn(t *testing.T, lab *routedLab, f icmp.Family) (*Conn, *prober) {
+	t.Helper()
+	c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := newProber(t, c)
+	if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
+		t.Fatalf("WriteTo TTL 1: %v", err)
+	}
+	fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
+	if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
+		t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
+	}
+	return c, pr
+}
+
 // TestStaleErrorDoesNotEatSend: a datagram socket with IP_RECVERR keeps an arrived ICMP error
 // pending, and the next sendmsg reports it instead of sending. WriteTo must send anyway: the
 // error is the earlier packet's, and it waits on the error queue.
@@ -669,19 +689,7 @@ func TestStaleErrorDoesNotEatSend(t *testing.T) {
 	lab := newRoutedLab(t)
 	for _, f := range families {
 		t.Run(f.String(), func(t *testing.T) {
-			c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr := newProber(t, c)
-			if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
-				t.Fatalf("WriteTo TTL 1: %v", err)
-			}
-			// Wait, without reading, until the time exceeded is queued on the socket.
-			fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
-			if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
-				t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
-			}
+			c, pr := staleErrorConn(t, lab, f)
 			if err := pr.send(lab.far[f], 2, nil); err != nil {
 				t.Fatalf("send after a queued ICMP error: %v", err)
 			}
