@@ -110,11 +110,7 @@ func TestReadBatchRouted(t *testing.T) {
 	for _, f := range families {
 		for _, m := range modes {
 			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, err := listenIn(t, lab.host, f, &Config{Mode: m})
-				if err != nil {
-					t.Fatal(err)
-				}
-				pr := newProber(t, c)
+				c, pr := lab.open(t, f, m)
 				bufs, pkts := newBatch(8)
 				sends := []struct {
 					seq uint16
@@ -280,11 +276,7 @@ func TestWriteBatchRouted(t *testing.T) {
 	for _, f := range families {
 		for _, m := range modes {
 			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, err := listenIn(t, lab.host, f, &Config{Mode: m})
-				if err != nil {
-					t.Fatal(err)
-				}
-				pr := newProber(t, c)
+				c, pr := lab.open(t, f, m)
 				other := loopback(icmp.IPv4)
 				if f == icmp.IPv4 {
 					other = loopback(icmp.IPv6)

@@ -373,11 +373,7 @@ func TestRouted(t *testing.T) {
 	for _, f := range families {
 		for _, m := range modes {
 			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, err := listenIn(t, lab.host, f, &Config{Mode: m})
-				if err != nil {
-					t.Fatal(err)
-				}
-				pr := newProber(t, c)
+				c, pr := lab.open(t, f, m)
 				var p Packet
 
 				// TTL 1 expires at the router.
@@ -408,7 +404,7 @@ func TestRouted(t *testing.T) {
 				checkICMPError(t, pr, &p, unreachableType(f), lab.router[f], 3)
 
 				// Unreachable in the host: the write itself fails.
-				err = pr.send(lab.localUnreach[f], 4, nil)
+				err := pr.send(lab.localUnreach[f], 4, nil)
 				var oe *net.OpError
 				if !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
 					t.Errorf("WriteTo through an unreachable route: %v, want a *net.OpError wrapping EHOSTUNREACH", err)
@@ -662,16 +658,22 @@ func BenchmarkEchoLoopback(b *testing.B) {
 	}
 }
 
+// open opens a socket of family f and mode m in the lab's host, and a prober on it.
+func (lab *routedLab) open(t *testing.T, f icmp.Family, m Mode) (*Conn, *prober) {
+	t.Helper()
+	c, err := listenIn(t, lab.host, f, &Config{Mode: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, newProber(t, c)
+}
+
 // staleErrorConn opens a datagram socket in the lab and sends a TTL 1 probe (seq 1) from it,
 // then waits, without reading, until the router's time exceeded is queued on the socket: its
 // next send will meet that error pending.
 func staleErrorConn(t *testing.T, lab *routedLab, f icmp.Family) (*Conn, *prober) {
 	t.Helper()
-	c, err := listenIn(t, lab.host, f, &Config{Mode: Unprivileged})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr := newProber(t, c)
+	c, pr := lab.open(t, f, Unprivileged)
 	if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
 		t.Fatalf("WriteTo TTL 1: %v", err)
 	}
