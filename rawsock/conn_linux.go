@@ -159,7 +159,12 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 	if err := configure(fd, f, cfg, mode == Unprivileged); err != nil {
 		return nil, fail(err)
 	}
-	if mode == Privileged {
+	switch {
+	case cfg.SendOnly:
+		if err := setDropAll(fd, f); err != nil {
+			return nil, fail(err)
+		}
+	case mode == Privileged:
 		if err := setFilter(fd, f); err != nil {
 			return nil, fail(err)
 		}
@@ -238,19 +243,22 @@ func bindSource(fd int, f icmp.Family, a netip.Addr, port uint16) error {
 
 // configure applies what every socket of this package gets: kernel receive timestamps, the
 // kernel's drop count, the received TTL / hop limit and local address, the error queue when
-// recvErr, and cfg's TOS, PMTU, Mark and RecvBuffer.
+// recvErr, and cfg's TOS, PMTU, Mark and RecvBuffer. A send-only socket gets only what shapes
+// the packets it sends.
 func configure(fd int, f icmp.Family, cfg *Config, recvErr bool, extra ...sockopt) error {
-	opts := []sockopt{
-		{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
-		{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
-	}
+	var opts []sockopt
 	ip, name := unix.IPPROTO_IP, "IP_"
 	ttl, pktinfo, recverr, tos, mtu := unix.IP_RECVTTL, unix.IP_PKTINFO, unix.IP_RECVERR, unix.IP_TOS, unix.IP_MTU_DISCOVER
 	if f == icmp.IPv6 {
 		ip, name = unix.IPPROTO_IPV6, "IPV6_"
 		ttl, pktinfo, recverr, tos, mtu = unix.IPV6_RECVHOPLIMIT, unix.IPV6_RECVPKTINFO, unix.IPV6_RECVERR, unix.IPV6_TCLASS, unix.IPV6_MTU_DISCOVER
 	}
-	opts = append(opts, sockopt{name + "RECVTTL", ip, ttl, 1}, sockopt{name + "PKTINFO", ip, pktinfo, 1})
+	if !cfg.SendOnly {
+		opts = append(opts,
+			sockopt{"SO_TIMESTAMPNS", unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1},
+			sockopt{"SO_RXQ_OVFL", unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1},
+			sockopt{name + "RECVTTL", ip, ttl, 1}, sockopt{name + "PKTINFO", ip, pktinfo, 1})
+	}
 	if recvErr {
 		opts = append(opts, sockopt{name + "RECVERR", ip, recverr, 1})
 	}
@@ -268,7 +276,7 @@ func configure(fd int, f icmp.Family, cfg *Config, recvErr bool, extra ...sockop
 			return os.NewSyscallError("setsockopt("+o.name+")", err)
 		}
 	}
-	if cfg.RecvBuffer > 0 {
+	if cfg.RecvBuffer > 0 && !cfg.SendOnly {
 		// SO_RCVBUFFORCE may exceed net.core.rmem_max but needs CAP_NET_ADMIN.
 		err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, cfg.RecvBuffer)
 		if err != nil {

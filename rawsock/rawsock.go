@@ -94,6 +94,15 @@ type Config struct {
 	// RecvBuffer is the receive buffer size in bytes (SO_RCVBUF; SO_RCVBUFFORCE is tried first so
 	// that a privileged process may exceed net.core.rmem_max). 0: default.
 	RecvBuffer int
+	// SendOnly opens a raw socket (Auto means Privileged; Unprivileged is refused) that only
+	// sends: it takes in no packet at all, so it neither costs the receive path more than a
+	// filter check nor takes answers meant for the socket that reads them. It exists because
+	// the kernel sends on one raw socket at a time: the socket is locked while a packet is
+	// transmitted, which on a loopback or veth path includes building and delivering the
+	// answer. Send-only sockets beside the reading one let several goroutines send at once.
+	// A datagram socket cannot be one: its answers go to the socket that sent. A read from a
+	// send-only socket returns only when it is closed.
+	SendOnly bool
 }
 
 // WriteOptions are per-packet options of WriteTo. A nil *WriteOptions means socket defaults.
@@ -174,6 +183,14 @@ func Listen(f icmp.Family, cfg *Config) (*Conn, error) {
 	}
 	if cfg.Mode > Unprivileged {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidMode, uint8(cfg.Mode))
+	}
+	if cfg.SendOnly {
+		if cfg.Mode == Unprivileged {
+			return nil, fmt.Errorf("%w: a send-only socket must be raw", ErrInvalidMode)
+		}
+		c := *cfg
+		c.Mode = Privileged
+		cfg = &c
 	}
 	if cfg.PMTU > PMTUProbe {
 		return nil, fmt.Errorf("%w: pmtu %d", ErrInvalidMode, uint8(cfg.PMTU))
