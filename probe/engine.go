@@ -50,6 +50,13 @@ type Config struct {
 	// Socket is used for both families' sockets. Socket.Source applies only to the family it
 	// belongs to.
 	Socket rawsock.Config
+	// Senders is how many goroutines may send at once through StartBatch (Sweep runs that
+	// many). Beside each raw socket it reads from, the engine opens Senders-1 send-only sockets
+	// (see rawsock.Config.SendOnly), because the kernel sends on one raw socket at a time, and
+	// on a path where the answer is built by this host (loopback, a veth into a namespace) that
+	// is most of a probe's cost: one socket tops out at what one core sends. 0 or 1 means one
+	// socket per family. Datagram sockets always send alone: answers go to the sending socket.
+	Senders int
 }
 
 // Request describes one probe.
@@ -196,6 +203,24 @@ type socket struct {
 	lastDropped uint32
 	// dgram: the kernel already demultiplexed by ident and rewrote our identifier.
 	dgram bool
+	// senders, if not nil, holds conn and the send-only sockets beside it, each taken by one
+	// StartBatch at a time.
+	senders chan *rawsock.Conn
+	extra   []*rawsock.Conn // the send-only sockets, to close
+}
+
+// sender takes a socket to send a batch on; put it back with release.
+func (s *socket) sender() *rawsock.Conn {
+	if s.senders == nil {
+		return s.conn
+	}
+	return <-s.senders
+}
+
+func (s *socket) release(c *rawsock.Conn) {
+	if s.senders != nil {
+		s.senders <- c
+	}
 }
 
 // Engine sends ICMP echo probes and matches their answers. It is safe for concurrent use.
@@ -296,6 +321,14 @@ func (e *Engine) RecvBuffer(f icmp.Family) int {
 	return n
 }
 
+// senders reports how many StartBatch calls may send at once to family f's socket, once open.
+func (e *Engine) senders(f icmp.Family) int {
+	if s := e.socks[famIndex(f)].Load(); s != nil && s.senders != nil {
+		return cap(s.senders)
+	}
+	return 1
+}
+
 // Token returns the random token that marks this engine's requests.
 func (e *Engine) Token() uint64 { return e.token }
 
@@ -330,6 +363,24 @@ func (e *Engine) socket(f icmp.Family) (*socket, error) {
 	if conn.Mode() == rawsock.Unprivileged {
 		s.dgram = true
 		s.id = conn.ID()
+	}
+	if n := e.cfg.Senders; n > 1 && !s.dgram {
+		send := cfg
+		send.SendOnly = true
+		s.senders = make(chan *rawsock.Conn, n)
+		s.senders <- conn
+		for range n - 1 {
+			c, err := rawsock.Listen(f, &send)
+			if err != nil {
+				for _, c := range s.extra {
+					c.Close()
+				}
+				conn.Close()
+				return nil, fmt.Errorf("probe: send-only socket: %w", err)
+			}
+			s.extra = append(s.extra, c)
+			s.senders <- c
+		}
 	}
 	e.socks[i].Store(s)
 	e.readers.Add(1)
@@ -424,8 +475,12 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		b.idx[it.fam] = append(b.idx[it.fam], it.req)
 	}
 	for fi, msgs := range b.msgs {
+		if len(msgs) == 0 {
+			continue
+		}
+		conn := socks[fi].sender()
 		for off := 0; off < len(msgs); {
-			n, err := socks[fi].conn.WriteBatch(msgs[off:])
+			n, err := conn.WriteBatch(msgs[off:])
 			e.counters.sent.Add(uint64(n))
 			if off += n; err == nil {
 				continue
@@ -436,6 +491,7 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 			seqs[i], errs[i] = 0, fmt.Errorf("probe: send to %s: %w", msgs[off].Dst, err)
 			off++
 		}
+		socks[fi].release(conn)
 		for i := range msgs {
 			msgs[i] = rawsock.Message{} // let the pool forget the packets' owners
 		}
@@ -699,6 +755,9 @@ func (e *Engine) Close() error {
 	for i := range e.socks {
 		if s := e.socks[i].Load(); s != nil {
 			errs = append(errs, s.conn.Close())
+			for _, c := range s.extra {
+				errs = append(errs, c.Close())
+			}
 		}
 	}
 	e.openMu.Unlock()

@@ -19,7 +19,13 @@ import (
 // labEngine opens an engine of the given mode whose sockets live in ns.
 func labEngine(t *testing.T, ns *netlab.NS, mode rawsock.Mode, f icmp.Family) *Engine {
 	t.Helper()
-	e := New(&Config{Socket: rawsock.Config{Mode: mode}})
+	return labEngineSenders(t, ns, mode, f, 1)
+}
+
+// labEngineSenders is labEngine with Config.Senders.
+func labEngineSenders(t *testing.T, ns *netlab.NS, mode rawsock.Mode, f icmp.Family, senders int) *Engine {
+	t.Helper()
+	e := New(&Config{Senders: senders, Socket: rawsock.Config{Mode: mode}})
 	if err := ns.Do(func() error { return e.Open(f) }); err != nil {
 		t.Fatalf("open %s %s socket in %s: %v", mode, f, ns.Name(), err)
 	}
@@ -245,7 +251,12 @@ func TestLabStartBatch(t *testing.T) {
 	for _, tc := range labCases(c) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := icmp.FamilyOf(tc.dst)
-			e := labEngine(t, c.Host, tc.mode, f)
+			// Two senders: raw sockets get a send-only one beside them (each batch takes
+			// either), datagram sockets none.
+			e := labEngineSenders(t, c.Host, tc.mode, f, 2)
+			if want := map[rawsock.Mode]int{rawsock.Privileged: 2, rawsock.Unprivileged: 1}[tc.mode]; e.senders(f) != want {
+				t.Fatalf("%d senders, want %d", e.senders(f), want)
+			}
 			other := c.TargetAddr6
 			if f == icmp.IPv6 {
 				other = c.TargetAddr4
@@ -290,46 +301,49 @@ func TestLabStartBatch(t *testing.T) {
 				reqs[i].Timeout = 5 * time.Second
 				reqs[i].OnResult = onResult
 			}
-			seqs := make([]uint64, len(reqs))
-			errs := make([]error, len(reqs))
-			e.StartBatch(reqs, seqs, errs)
-			expected := map[uint64]int{} // tag -> request
-			for i, w := range wants {
-				if w.err != nil {
-					if !errors.Is(errs[i], w.err) || seqs[i] != 0 {
-						t.Errorf("request %d: seq %d, error %v; want 0 and %v", i, seqs[i], errs[i], w.err)
+			// Twice: the senders take turns, so the second batch leaves by the other socket.
+			for round := 1; round <= 2; round++ {
+				seqs := make([]uint64, len(reqs))
+				errs := make([]error, len(reqs))
+				e.StartBatch(reqs, seqs, errs)
+				expected := map[uint64]int{} // tag -> request
+				for i, w := range wants {
+					if w.err != nil {
+						if !errors.Is(errs[i], w.err) || seqs[i] != 0 {
+							t.Errorf("request %d: seq %d, error %v; want 0 and %v", i, seqs[i], errs[i], w.err)
+						}
+						continue
 					}
-					continue
+					if errs[i] != nil || seqs[i] == 0 {
+						t.Fatalf("request %d: seq %d, error %v; want a probe", i, seqs[i], errs[i])
+					}
+					expected[reqs[i].Tag] = i
 				}
-				if errs[i] != nil || seqs[i] == 0 {
-					t.Fatalf("request %d: seq %d, error %v; want a probe", i, seqs[i], errs[i])
+				for range len(expected) {
+					var r Result
+					select {
+					case r = <-results:
+					case <-time.After(10 * time.Second):
+						t.Fatalf("outcomes missing; still expecting tags %v", expected)
+					}
+					i, ok := expected[r.Tag]
+					if !ok {
+						t.Fatalf("unexpected or repeated outcome %+v", r)
+					}
+					delete(expected, r.Tag)
+					if w := wants[i]; r.Outcome != w.outcome || r.From != w.from || r.Seq != seqs[i] || r.Dst != reqs[i].Dst.Unmap() {
+						t.Errorf("request %d: %v from %v seq %d to %v; want %v from %v seq %d", i, r.Outcome, r.From, r.Seq, r.Dst, w.outcome, w.from, seqs[i])
+					}
+					if r.Outcome == Reply && r.Size != 8+reqs[i].Size {
+						t.Errorf("request %d: reply of %d bytes, want %d", i, r.Size, 8+reqs[i].Size)
+					}
 				}
-				expected[reqs[i].Tag] = i
-			}
-			for range len(expected) {
-				var r Result
-				select {
-				case r = <-results:
-				case <-time.After(10 * time.Second):
-					t.Fatalf("outcomes missing; still expecting tags %v", expected)
+				if n := e.pendingUnanswered(); n != 0 {
+					t.Errorf("%d probes still unanswered", n)
 				}
-				i, ok := expected[r.Tag]
-				if !ok {
-					t.Fatalf("unexpected or repeated outcome %+v", r)
+				if ct := e.Counters(); ct.Sent != 5*uint64(round) || ct.SendErrors != uint64(round) {
+					t.Errorf("round %d: counters %+v, want %d sent and %d send errors", round, ct, 5*round, round)
 				}
-				delete(expected, r.Tag)
-				if w := wants[i]; r.Outcome != w.outcome || r.From != w.from || r.Seq != seqs[i] || r.Dst != reqs[i].Dst.Unmap() {
-					t.Errorf("request %d: %v from %v seq %d to %v; want %v from %v seq %d", i, r.Outcome, r.From, r.Seq, r.Dst, w.outcome, w.from, seqs[i])
-				}
-				if r.Outcome == Reply && r.Size != 8+reqs[i].Size {
-					t.Errorf("request %d: reply of %d bytes, want %d", i, r.Size, 8+reqs[i].Size)
-				}
-			}
-			if n := e.pendingUnanswered(); n != 0 {
-				t.Errorf("%d probes still unanswered", n)
-			}
-			if ct := e.Counters(); ct.Sent != 5 || ct.SendErrors != 1 {
-				t.Errorf("counters %+v, want 5 sent and 1 send error", ct)
 			}
 		})
 	}

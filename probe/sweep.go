@@ -122,12 +122,14 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 
 	ts := make([]target, len(dsts))
 	due := dueQueue{ts: ts}
+	helpers := 0 // goroutines that send beside this one
 	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
 		for _, d := range dsts {
 			if icmp.FamilyOf(d.Unmap()) == f {
 				if err := e.Open(f); err != nil {
 					return nil, err
 				}
+				helpers = max(helpers, e.senders(f)-1)
 				break
 			}
 		}
@@ -263,48 +265,112 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 	const sendBatch = 64
 	var (
 		nextSend time.Time
-		picked   = make([]*target, 0, sendBatch)
-		reqs     = make([]Request, 0, sendBatch)
-		seqs     = make([]uint64, sendBatch)
-		errs     = make([]error, sendBatch)
 		sends    int
+		// With more than one sender (Config.Senders), batches are handed to helper
+		// goroutines while this one picks the next, so that several are in the kernel at
+		// once. A helper takes a batch only when idle, and hands it back through done for
+		// this goroutine to account for; queued counts the probes with helpers.
+		free   []*sendBatchJob
+		jobs   chan *sendBatchJob
+		done   chan *sendBatchJob
+		busy   int
+		queued int
 	)
+	for range helpers + 1 {
+		free = append(free, newSendBatchJob(sendBatch))
+	}
+	if helpers > 0 {
+		jobs, done = make(chan *sendBatchJob), make(chan *sendBatchJob, helpers)
+		defer close(jobs)
+		for range helpers {
+			go func() {
+				for j := range jobs {
+					e.StartBatch(j.reqs, j.seqs, j.errs)
+					done <- j
+				}
+			}()
+		}
+	}
+	// account records the sends of a batch; it reports false when the engine is closed.
+	account := func(j *sendBatchJob) bool {
+		now := time.Now()
+		ok := true
+		for i, t := range j.picked {
+			ok = sent(t, j.errs[i], now) && ok
+		}
+		free = append(free, j)
+		return ok
+	}
+	// collect accounts for the batches helpers have sent, waiting for them all if wait.
+	collect := func(wait bool) bool {
+		ok := true
+		for busy > 0 {
+			var j *sendBatchJob
+			if wait {
+				j = <-done
+			} else {
+				select {
+				case j = <-done:
+				default:
+					return ok
+				}
+			}
+			busy--
+			queued -= len(j.picked)
+			ok = account(j) && ok
+		}
+		return ok
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var runErr error
 loop:
-	for due.len() > 0 || open > 0 {
+	for due.len() > 0 || open > 0 || busy > 0 {
 		now := time.Now()
 		for {
-			picked, reqs = picked[:0], reqs[:0]
-			for len(picked) < sendBatch && due.len() > 0 && open+len(picked) < c.MaxInFlight && !due.first().due.After(now) && !nextSend.After(now) {
+			if !collect(false) {
+				runErr = ErrClosed
+				break loop
+			}
+			j := free[len(free)-1]
+			j.picked, j.reqs = j.picked[:0], j.reqs[:0]
+			for len(j.picked) < sendBatch && due.len() > 0 && open+queued+len(j.picked) < c.MaxInFlight && !due.first().due.After(now) && !nextSend.After(now) {
 				t := due.pop()
-				picked = append(picked, t)
+				j.picked = append(j.picked, t)
 				tag := uint64(t.idx)<<32 | uint64(uint32(t.sent))
-				reqs = append(reqs, Request{Dst: t.dst, Size: c.Size, TTL: c.TTL, Timeout: t.timeout, Tag: tag, OnResult: deliver})
+				j.reqs = append(j.reqs, Request{Dst: t.dst, Size: c.Size, TTL: c.TTL, Timeout: t.timeout, Tag: tag, OnResult: deliver})
 				if c.Interval > 0 {
 					nextSend = later(nextSend, now.Add(-maxCatchUp)).Add(c.Interval)
 				}
 			}
-			if len(picked) == 0 {
+			if len(j.picked) == 0 {
 				break
 			}
-			if sends += len(picked); sends >= 1024 {
+			free = free[:len(free)-1]
+			if sends += len(j.picked); sends >= 1024 {
 				sends = 0
 				if runErr = ctx.Err(); runErr != nil {
+					free = append(free, j)
 					break loop
 				}
 			}
-			e.StartBatch(reqs, seqs, errs)
-			for i, t := range picked {
-				if !sent(t, errs[i], now) {
-					runErr = ErrClosed
-					break loop
+			if jobs != nil {
+				select {
+				case jobs <- j:
+					busy++
+					queued += len(j.picked)
+					continue
+				default:
 				}
+			}
+			e.StartBatch(j.reqs, j.seqs, j.errs)
+			if !account(j) {
+				runErr = ErrClosed
+				break loop
 			}
 			now = time.Now()
 		}
-		if due.len() > 0 && open < c.MaxInFlight { // else an outcome will wake us
+		if due.len() > 0 && open+queued < c.MaxInFlight { // else an outcome will wake us
 			timer.Reset(time.Until(later(due.first().due, nextSend)))
 		}
 		select {
@@ -312,12 +378,25 @@ loop:
 			runErr = ctx.Err()
 			break loop
 		case <-notify:
+			// Outcomes are settled after their sends are accounted for.
+			if !collect(true) {
+				runErr = ErrClosed
+				break loop
+			}
 			drain()
+		case j := <-done:
+			busy--
+			queued -= len(j.picked)
+			if !account(j) {
+				runErr = ErrClosed
+				break loop
+			}
 		case <-timer.C:
 		}
 	}
-	// Probes still open when ctx ends are left to time out in the engine; their outcomes are
-	// dropped.
+	// Batches still with helpers are waited for: their probes count as sent. Probes still open
+	// when ctx ends are left to time out in the engine; their outcomes are dropped.
+	collect(true)
 	drain()
 
 	out := make([]SweepResult, len(ts))
@@ -329,6 +408,23 @@ loop:
 		return out, fmt.Errorf("probe: sweep: %w", runErr)
 	}
 	return out, nil
+}
+
+// sendBatchJob is one batch of Sweep's sends, with what StartBatch returns for it.
+type sendBatchJob struct {
+	picked []*target
+	reqs   []Request
+	seqs   []uint64
+	errs   []error
+}
+
+func newSendBatchJob(n int) *sendBatchJob {
+	return &sendBatchJob{
+		picked: make([]*target, 0, n),
+		reqs:   make([]Request, 0, n),
+		seqs:   make([]uint64, n),
+		errs:   make([]error, n),
+	}
 }
 
 func later(a, b time.Time) time.Time {

@@ -59,6 +59,61 @@ func TestSweepCount(t *testing.T) {
 	}
 }
 
+// TestSweepSenders: with several senders, batches leave from helper goroutines too, and still
+// every target gets exactly Count probes, each outcome once, at full speed and paced.
+func TestSweepSenders(t *testing.T) {
+	e := New(&Config{Senders: 3, Socket: rawsock.Config{Mode: rawsock.Privileged}})
+	t.Cleanup(func() { e.Close() })
+	if err := e.Open(icmp.IPv4); err != nil {
+		t.Skipf("cannot open a raw socket here: %v", err)
+	}
+	dsts := loopbacks(400)
+	if err := e.Open(icmp.IPv6); err == nil {
+		dsts = append(dsts, lo6)
+	}
+	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
+		if e.socks[famIndex(f)].Load() != nil && e.senders(f) != 3 {
+			t.Fatalf("%s: %d senders, want 3", f, e.senders(f))
+		}
+	}
+	for _, interval := range []time.Duration{-1, time.Microsecond} {
+		t.Run(fmt.Sprint(interval), func(t *testing.T) {
+			const count = 5
+			seen := make([]int, len(dsts)*count)
+			before := e.Counters().Sent
+			res, err := e.Sweep(context.Background(), dsts, &SweepConfig{
+				Count: count, Period: time.Millisecond, Interval: interval, Timeout: 5 * time.Second,
+				OnResult: func(k, n int, r Result) {
+					if r.Dst != dsts[k] || r.Outcome != Reply || n < 0 || n >= count {
+						t.Errorf("target %d probe %d: %+v", k, n, r)
+						return
+					}
+					seen[k*count+n]++
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, r := range res {
+				if r.Summary.Sent != count || r.Summary.Received != count {
+					t.Errorf("target %v: %+v", dsts[k], r.Summary)
+				}
+			}
+			for i, n := range seen {
+				if n != 1 {
+					t.Errorf("target %d probe %d: %d outcomes", i/count, i%count, n)
+				}
+			}
+			if sent := e.Counters().Sent - before; sent != uint64(len(dsts)*count) {
+				t.Errorf("engine sent %d, want %d", sent, len(dsts)*count)
+			}
+		})
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
 // TestSweepDefaultMode: fping's default mode stops probing a target at its first reply.
 func TestSweepDefaultMode(t *testing.T) {
 	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
