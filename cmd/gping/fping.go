@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -105,6 +106,24 @@ func isNumber(w string) bool {
 	return err == nil
 }
 
+// maxSenders bounds --senders: more senders than cores only adds sockets.
+const maxSenders = 64
+
+// senderRate is about what one sender (one core, one raw socket) sends per second in the lab of
+// scripts/bench-fanout.sh, where each probe costs its sender the target's answer too.
+const senderRate = 100_000
+
+// sendersFor chooses how many goroutines send: --senders if given, else one per senderRate of
+// --rate. Without a rate, sends run at full speed on one core, which costs the least CPU per
+// probe.
+func sendersFor(o *fpOptions, cpus int) int {
+	n := o.senders
+	if n == 0 {
+		n = int(math.Ceil(o.rate / senderRate))
+	}
+	return max(1, min(n, cpus))
+}
+
 // fpOptions is the command line in fping's terms.
 type fpOptions struct {
 	count       int
@@ -122,6 +141,7 @@ type fpOptions struct {
 	backoff     float64
 	size        int
 	rate        float64
+	senders     int // 0: chosen from the rate
 	family      int
 	file        string
 	socket      rawsock.Mode
@@ -147,6 +167,7 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.Float64VarP(&o.backoff, "backoff", "B", probe.DefaultBackoff, "timeout factor per retry")
 	fs.IntVarP(&o.size, "size", "b", probe.DefaultSize, "payload bytes")
 	fs.Float64Var(&o.rate, "rate", 0, "cap on packets per second, all targets together")
+	fs.IntVar(&o.senders, "senders", 0, "goroutines sending at once, each on its own raw socket")
 	fs.StringVarP(&o.file, "file", "f", "", "read targets from a file (- for stdin)")
 	fs.BoolP("generate", "g", false, "targets are CIDR prefixes or address ranges")
 	fs.BoolP("ipv4", "4", false, "IPv4 only")
@@ -202,6 +223,9 @@ func parseFping(args []string) (*fpOptions, error) {
 	}
 	if math.IsNaN(o.rate) || o.rate < 0 {
 		return nil, cli.BadArg("invalid --rate value: %v", o.rate)
+	}
+	if o.senders < 0 || o.senders > maxSenders {
+		return nil, cli.BadArg("invalid --senders value: %d (0 to %d)", o.senders, maxSenders)
 	}
 	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
 		return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
@@ -291,7 +315,13 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fpExitUnknown
 	}
 
-	e := probe.New(&probe.Config{Socket: rawsock.Config{Mode: o.socket, RecvBuffer: 4 << 20}})
+	// Several senders need as many Ps (main runs on one): the sends of each spend most of
+	// their time in the kernel, on the caller's core.
+	senders := sendersFor(o, runtime.NumCPU())
+	if senders > 1 {
+		runtime.GOMAXPROCS(senders)
+	}
+	e := probe.New(&probe.Config{Senders: senders, Socket: rawsock.Config{Mode: o.socket, RecvBuffer: 4 << 20}})
 	defer e.Close()
 	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
 		for _, d := range dsts {
@@ -454,6 +484,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	sum.Flush()
 	con.mu.Unlock()
+	con.warnCounters(e.Counters())
 	switch {
 	case unknown:
 		return fpExitUnknown

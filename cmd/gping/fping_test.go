@@ -215,3 +215,50 @@ func TestLabFpingMixedFamilies(t *testing.T) {
 		t.Errorf("exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestLabFpingSenders: with --senders (and a --rate beyond one sender), sends leave from
+// several sockets and goroutines, and every target still gets each probe answered once.
+func TestLabFpingSenders(t *testing.T) {
+	c := fpingLab(t)
+	var targets []string
+	for i := 1; i <= 100; i++ {
+		targets = append(targets, netip.MustParseAddr(fmt.Sprintf("198.18.100.%d", i)).String())
+		if i%5 == 0 {
+			targets = append(targets, fmt.Sprintf("2001:db8:100::%x", i))
+		}
+	}
+	for _, flags := range [][]string{{"--senders", "2"}, {"--rate", "300000"}} {
+		args := append(append(flags, "-q", "-c", "5", "-p", "5", "-i", "0"), targets...)
+		out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, args...)
+		if code != 0 || strings.Count(errOut, "xmt/rcv/%loss = 5/5/0%") != len(targets) {
+			t.Errorf("%v: exit %d\n%s%s", flags, code, out, errOut)
+		}
+	}
+	if _, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "--senders", "-1", targets[0], targets[1]); code != fpExitUsage || !strings.Contains(errOut, "invalid --senders value") {
+		t.Errorf("--senders -1: exit %d, %s", code, errOut)
+	}
+}
+
+func TestSendersFor(t *testing.T) {
+	for _, tc := range []struct {
+		senders int
+		rate    float64
+		cpus    int
+		want    int
+	}{
+		{0, 0, 8, 1},      // full speed: one sender costs the least CPU
+		{0, 50000, 8, 1},  // within one sender
+		{0, 100000, 8, 1}, // just within
+		{0, 150000, 8, 2},
+		{0, 450000, 8, 5},
+		{0, 450000, 2, 2}, // no more than the cores
+		{3, 0, 8, 3},      // asked for
+		{3, 0, 2, 2},
+		{1, 900000, 8, 1},
+	} {
+		o := &fpOptions{senders: tc.senders, rate: tc.rate}
+		if got := sendersFor(o, tc.cpus); got != tc.want {
+			t.Errorf("senders %d, rate %v, %d CPUs: %d, want %d", tc.senders, tc.rate, tc.cpus, got, tc.want)
+		}
+	}
+}

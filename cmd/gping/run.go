@@ -59,6 +59,18 @@ func (c *console) errorf0(line string) {
 	fmt.Fprintln(c.errOut, line)
 }
 
+// warnCounters reports what the engine counted that no summary line shows.
+func (c *console) warnCounters(ct probe.Counters) {
+	if ct.KernelDrops > 0 {
+		c.errorf("warning: the kernel dropped %d packets for want of receive buffer", ct.KernelDrops)
+	}
+	if ct.BadChecksum > 0 {
+		// iputils counts these as replies marked (BAD CHECKSUM!); a reply whose bytes are
+		// wrong proves nothing, so gping drops them and says so.
+		c.errorf("warning: %d ICMP messages with a bad checksum were dropped", ct.BadChecksum)
+	}
+}
+
 func (c *console) errorf(format string, a ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -224,15 +236,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, status <-
 			con.errorf("warning: another ping socket is bound to this one's ident and receives its replies: the losses above may not be real")
 		}
 	}
-	c := e.Counters()
-	if c.KernelDrops > 0 {
-		con.errorf("warning: the kernel dropped %d packets for want of receive buffer", c.KernelDrops)
-	}
-	if c.BadChecksum > 0 {
-		// iputils counts these as replies marked (BAD CHECKSUM!); a reply whose bytes are
-		// wrong proves nothing, so gping drops them and says so.
-		con.errorf("warning: %d ICMP messages with a bad checksum were dropped", c.BadChecksum)
-	}
+	con.warnCounters(e.Counters())
 	if s.Received == 0 || o.deadline > 0 && o.count > 0 && s.Received < uint64(o.count) {
 		return exitNoReply
 	}
