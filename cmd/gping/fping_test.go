@@ -11,6 +11,7 @@ import (
 
 	"github.com/gping/gping/internal/cmdtest"
 	"github.com/gping/gping/internal/netlab"
+	"github.com/gping/gping/probe"
 )
 
 func TestFpingMode(t *testing.T) {
@@ -259,6 +260,23 @@ func TestSendersFor(t *testing.T) {
 		o := &fpOptions{senders: tc.senders, rate: tc.rate}
 		if got := sendersFor(o, tc.cpus); got != tc.want {
 			t.Errorf("senders %d, rate %v, %d CPUs: %d, want %d", tc.senders, tc.rate, tc.cpus, got, tc.want)
+		}
+	}
+}
+
+// TestWarnCounters: what only the engine counted gets a warning line each, and nothing is
+// said when it counted nothing.
+func TestWarnCounters(t *testing.T) {
+	var b strings.Builder
+	con := &console{out: newWriter(&b), errOut: &b}
+	con.warnCounters(probe.Counters{Sent: 10, Replies: 10})
+	if b.Len() != 0 {
+		t.Errorf("clean counters: %q", b.String())
+	}
+	con.warnCounters(probe.Counters{KernelDrops: 3, BadChecksum: 2})
+	for _, want := range []string{"the kernel dropped 3 packets", "2 ICMP messages with a bad checksum"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in %q", want, b.String())
 		}
 	}
 }
