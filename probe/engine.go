@@ -55,7 +55,8 @@ type Config struct {
 	// (see rawsock.Config.SendOnly), because the kernel sends on one raw socket at a time, and
 	// on a path where the answer is built by this host (loopback, a veth into a namespace) that
 	// is most of a probe's cost: one socket tops out at what one core sends. 0 or 1 means one
-	// socket per family. Datagram sockets always send alone: answers go to the sending socket.
+	// socket per family. Datagram sockets always send alone (answers go to the sending socket),
+	// so with Senders > 1 Auto mode tries a raw socket first.
 	Senders int
 }
 
@@ -355,9 +356,19 @@ func (e *Engine) socket(f icmp.Family) (*socket, error) {
 	if cfg.RecvBuffer == 0 {
 		cfg.RecvBuffer = DefaultRecvBuffer
 	}
-	conn, err := rawsock.Listen(f, &cfg)
-	if err != nil {
-		return nil, err
+	var conn *rawsock.Conn
+	if e.cfg.Senders > 1 && cfg.Mode == rawsock.Auto {
+		// Only raw sockets can have senders beside them: try one first, and fall back on
+		// Auto's choice (whose error, if it fails too, names both remedies).
+		raw := cfg
+		raw.Mode = rawsock.Privileged
+		conn, _ = rawsock.Listen(f, &raw)
+	}
+	if conn == nil {
+		var err error
+		if conn, err = rawsock.Listen(f, &cfg); err != nil {
+			return nil, err
+		}
 	}
 	s := &socket{conn: conn, fam: f, id: e.rawID}
 	if conn.Mode() == rawsock.Unprivileged {

@@ -348,3 +348,25 @@ func TestLabStartBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestLabSendersPreferRaw: where ping sockets are allowed, Auto mode opens one, unless the
+// engine has several senders, which only raw sockets can have.
+func TestLabSendersPreferRaw(t *testing.T) {
+	lab := netlab.New(t)
+	ns := lab.NewNS("auto")
+	ns.Sysctl(t, "net.ipv4.ping_group_range", "0 2147483647")
+	for _, tc := range []struct {
+		senders int
+		mode    rawsock.Mode
+		want    int
+	}{{1, rawsock.Unprivileged, 1}, {2, rawsock.Privileged, 2}} {
+		e := New(&Config{Senders: tc.senders})
+		if err := ns.Do(func() error { return e.Open(icmp.IPv4) }); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.Mode(icmp.IPv4); got != tc.mode || e.senders(icmp.IPv4) != tc.want {
+			t.Errorf("Senders %d: %s socket with %d senders, want %s with %d", tc.senders, got, e.senders(icmp.IPv4), tc.mode, tc.want)
+		}
+		e.Close()
+	}
+}

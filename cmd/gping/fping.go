@@ -315,12 +315,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		return fpExitUnknown
 	}
 
-	// Several senders need as many Ps (main runs on one): the sends of each spend most of
-	// their time in the kernel, on the caller's core.
 	senders := sendersFor(o, runtime.NumCPU())
-	if senders > 1 {
-		runtime.GOMAXPROCS(senders)
-	}
 	e := probe.New(&probe.Config{Senders: senders, Socket: rawsock.Config{Mode: o.socket, RecvBuffer: 4 << 20}})
 	defer e.Close()
 	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
@@ -336,6 +331,11 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	if err := rawsock.DropPrivileges(); err != nil {
 		con.errorf("warning: %v", err)
+	}
+	// Several senders need as many Ps (main runs on one): the sends of each spend most of
+	// their time in the kernel, on the caller's core. Datagram sockets send alone.
+	if senders > 1 && (e.Mode(icmp.IPv4) == rawsock.Privileged || e.Mode(icmp.IPv6) == rawsock.Privileged) {
+		runtime.GOMAXPROCS(senders)
 	}
 
 	name := func(k int) string { return hosts[idx[k]].name }
