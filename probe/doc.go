@@ -12,6 +12,11 @@
 //	defer e.Close()
 //	sum, err := e.Ping(ctx, netip.MustParseAddr("127.0.0.1"), &probe.PingConfig{Count: 3})
 //
+// One raw socket sends on one core at a time (the kernel locks it for each send). A program that
+// must send faster than that sets Config.Senders: the engine then opens send-only raw sockets
+// beside each reading one, which take in no packet at all, and StartBatch and Sweep send on them
+// from several goroutines at once.
+//
 // # Matching
 //
 // Echo requests carry the engine's random 64-bit token and a 64-bit sequence in their payload
