@@ -48,12 +48,18 @@ func icmp4FilterMask() uint32 {
 
 // icmp6Filter is the ICMP6_FILTER value (RFC 3542 section 3.2): a set bit blocks that type.
 func icmp6Filter() unix.ICMPv6Filter {
+	f := icmp6BlockAll()
+	for _, t := range passTypes(icmp.IPv6) {
+		f.Data[t>>5] &^= 1 << (t & 31)
+	}
+	return f
+}
+
+// icmp6BlockAll is an ICMP6_FILTER value that blocks every type.
+func icmp6BlockAll() unix.ICMPv6Filter {
 	var f unix.ICMPv6Filter
 	for i := range f.Data {
 		f.Data[i] = ^uint32(0)
-	}
-	for _, t := range passTypes(icmp.IPv6) {
-		f.Data[t>>5] &^= 1 << (t & 31)
 	}
 	return f
 }
@@ -74,10 +80,7 @@ func setFilter(fd int, f icmp.Family) error {
 // socket filter drops what it does not cover (IPv4 types above 31).
 func setDropAll(fd int, f icmp.Family) error {
 	if f == icmp.IPv6 {
-		var flt unix.ICMPv6Filter
-		for i := range flt.Data {
-			flt.Data[i] = ^uint32(0)
-		}
+		flt := icmp6BlockAll()
 		if err := unix.SetsockoptICMPv6Filter(fd, unix.SOL_ICMPV6, unix.ICMPV6_FILTER, &flt); err != nil {
 			return os.NewSyscallError("setsockopt(ICMP6_FILTER)", err)
 		}
