@@ -301,6 +301,12 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		free = append(free, j)
 		return ok
 	}
+	// returned accounts for a batch a helper has sent.
+	returned := func(j *sendBatchJob) bool {
+		busy--
+		queued -= len(j.picked)
+		return account(j)
+	}
 	// collect accounts for the batches helpers have sent, waiting for them all if wait.
 	collect := func(wait bool) bool {
 		ok := true
@@ -315,9 +321,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 					return ok
 				}
 			}
-			busy--
-			queued -= len(j.picked)
-			ok = account(j) && ok
+			ok = returned(j) && ok
 		}
 		return ok
 	}
@@ -385,9 +389,7 @@ loop:
 			}
 			drain()
 		case j := <-done:
-			busy--
-			queued -= len(j.picked)
-			if !account(j) {
+			if !returned(j) {
 				runErr = ErrClosed
 				break loop
 			}
