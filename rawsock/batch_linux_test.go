@@ -169,27 +169,12 @@ func TestReadBatchAllocs(t *testing.T) {
 		for _, m := range modes {
 			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
 				c, _ := loopbackConn(t, f, m)
-				dst := loopback(f)
 				pr := newProber(t, c)
-				watchdog := time.AfterFunc(4*readTimeout, func() { c.Close() })
-				defer watchdog.Stop()
 				bufs, pkts := newBatch(4)
-				seq, bad := uint16(0), 0
-				req := make([]byte, 0, 64)
-				allocs := testing.AllocsPerRun(200, func() {
-					seq++
-					req = icmp.AppendEchoRequest(req[:0], f, pr.id, seq, pr.token)
-					if err := c.WriteTo(req, dst, nil); err != nil {
-						bad++
-						return
-					}
-					if n, err := c.ReadBatch(bufs, pkts); err != nil || n != 1 || !pr.isOurEcho(pkts[0].Data, f.EchoReplyType(), seq) {
-						bad++
-					}
+				allocs := echoAllocs(t, c, pr, nil, func(seq uint16) bool {
+					n, err := c.ReadBatch(bufs, pkts)
+					return err == nil && n == 1 && pr.isOurEcho(pkts[0].Data, f.EchoReplyType(), seq)
 				})
-				if bad != 0 {
-					t.Fatalf("%d of %d echoes failed", bad, seq)
-				}
 				if allocs != 0 {
 					t.Errorf("%v allocations per write and batched read, want 0", allocs)
 				}

@@ -599,28 +599,12 @@ func TestAllocs(t *testing.T) {
 		for _, m := range modes {
 			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
 				c, _ := loopbackConn(t, f, m)
-				dst := loopback(f)
 				pr := newProber(t, c)
-				watchdog := time.AfterFunc(4*readTimeout, func() { c.Close() })
-				defer watchdog.Stop()
 				var p Packet
 				for _, opt := range []*WriteOptions{nil, {TTL: 9}} {
-					seq, bad := uint16(0), 0
-					req := make([]byte, 0, 64)
-					allocs := testing.AllocsPerRun(200, func() {
-						seq++
-						req = icmp.AppendEchoRequest(req[:0], f, pr.id, seq, pr.token)
-						if err := c.WriteTo(req, dst, opt); err != nil {
-							bad++
-							return
-						}
-						if err := c.ReadPacket(pr.buf, &p); err != nil || !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) {
-							bad++
-						}
+					allocs := echoAllocs(t, c, pr, opt, func(seq uint16) bool {
+						return c.ReadPacket(pr.buf, &p) == nil && pr.isOurEcho(p.Data, f.EchoReplyType(), seq)
 					})
-					if bad != 0 {
-						t.Fatalf("opt %+v: %d of %d echoes failed", opt, bad, seq)
-					}
 					if allocs != 0 {
 						t.Errorf("opt %+v: %v allocations per write+read, want 0", opt, allocs)
 					}
@@ -628,6 +612,29 @@ func TestAllocs(t *testing.T) {
 			})
 		}
 	}
+}
+
+// echoAllocs sends 200 echo requests to c's loopback address with opt, reading each answer
+// with read, and returns the allocations per echo. It fails t if any echo fails, and closes c
+// if they take far too long.
+func echoAllocs(t *testing.T, c *Conn, pr *prober, opt *WriteOptions, read func(seq uint16) bool) float64 {
+	t.Helper()
+	f, dst := c.Family(), loopback(c.Family())
+	watchdog := time.AfterFunc(4*readTimeout, func() { c.Close() })
+	defer watchdog.Stop()
+	seq, bad := uint16(0), 0
+	req := make([]byte, 0, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		seq++
+		req = icmp.AppendEchoRequest(req[:0], f, pr.id, seq, pr.token)
+		if err := c.WriteTo(req, dst, opt); err != nil || !read(seq) {
+			bad++
+		}
+	})
+	if bad != 0 {
+		t.Fatalf("opt %+v: %d of %d echoes failed", opt, bad, seq)
+	}
+	return allocs
 }
 
 func BenchmarkEchoLoopback(b *testing.B) {
