@@ -197,17 +197,7 @@ func TestReadBatchClose(t *testing.T) {
 		done <- err
 	}()
 	// The reader may or may not be parked yet: Close must end it either way.
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("ReadBatch after Close: %v, want net.ErrClosed", err)
-		}
-	case <-time.After(readTimeout):
-		t.Fatal("ReadBatch still blocked after Close")
-	}
+	closeUnblocks(t, "ReadBatch", c.Close, done, readTimeout)
 	if _, err := c.ReadBatch(bufs, pkts); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second ReadBatch: %v, want net.ErrClosed", err)
 	}

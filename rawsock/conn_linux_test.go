@@ -187,20 +187,7 @@ func TestCloseUnblocksRead(t *testing.T) {
 				done <- c.ReadPacket(make([]byte, 1500), &p)
 			}()
 			<-started
-			if err := c.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			select {
-			case err := <-done:
-				if !errors.Is(err, net.ErrClosed) {
-					t.Errorf("ReadPacket after Close: %v, want net.ErrClosed", err)
-				}
-			case <-time.After(readTimeout):
-				t.Fatal("Close did not unblock ReadPacket")
-			}
-			if err := c.Close(); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("second Close: %v, want net.ErrClosed", err)
-			}
+			closeUnblocks(t, "ReadPacket", c.Close, done, readTimeout)
 			if err := c.WriteTo([]byte{8, 0, 0, 0, 0, 0, 0, 0}, loopback(icmp.IPv4), nil); !errors.Is(err, net.ErrClosed) {
 				t.Errorf("WriteTo after Close: %v, want net.ErrClosed", err)
 			}

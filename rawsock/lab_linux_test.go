@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -171,4 +172,25 @@ func (pr *prober) send(dst netip.Addr, seq uint16, opt *WriteOptions) error {
 func (pr *prober) isOurEcho(b []byte, typ uint8, seq uint16) bool {
 	gt, id, gs, ok := echoFields(b)
 	return ok && gt == typ && id == pr.id && gs == seq && bytes.Equal(b[8:], pr.token)
+}
+
+// closeUnblocks closes a socket with closer while a call of it (named what) is blocked or about
+// to block, and checks that the call then ends with net.ErrClosed within wait, and that a
+// second Close reports net.ErrClosed too.
+func closeUnblocks(t *testing.T, what string, closer func() error, done <-chan error, wait time.Duration) {
+	t.Helper()
+	if err := closer(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s after Close: %v, want net.ErrClosed", what, err)
+		}
+	case <-time.After(wait):
+		t.Fatalf("Close did not unblock %s", what)
+	}
+	if err := closer(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v, want net.ErrClosed", err)
+	}
 }

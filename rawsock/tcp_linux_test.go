@@ -388,20 +388,7 @@ func TestTCPProbe(t *testing.T) {
 					t.Fatalf("Wait returned %v (Err %+v) before Close; the SYN should go unanswered", err, pkt.Err)
 				default:
 				}
-				if err := p.Close(); err != nil {
-					t.Fatalf("Close: %v", err)
-				}
-				select {
-				case err := <-done:
-					if !errors.Is(err, net.ErrClosed) {
-						t.Errorf("Wait after Close: %v, want net.ErrClosed", err)
-					}
-				case <-time.After(tcpWait):
-					t.Fatal("Close did not unblock Wait")
-				}
-				if err := p.Close(); !errors.Is(err, net.ErrClosed) {
-					t.Errorf("second Close: %v, want net.ErrClosed", err)
-				}
+				closeUnblocks(t, "Wait", p.Close, done, tcpWait)
 			})
 		})
 	}
