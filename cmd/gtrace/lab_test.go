@@ -304,14 +304,7 @@ func TestLabReport(t *testing.T) {
 	f := families(c)[0]
 	t.Run("clean", func(t *testing.T) {
 		for _, fam := range families(c) {
-			out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "--report", "-c", "5", "--interval", "0", "-n", fam.dst.String())
-			if code != 0 || errOut != "" {
-				t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
-			}
-			rows := parseReport(t, out)
-			if len(rows) != 4 {
-				t.Fatalf("%d rows, want 4:\n%s", len(rows), out)
-			}
+			out, rows := runReport(t, c, fam.dst, 5, 4)
 			for i, r := range rows {
 				if r.host != fam.path()[i].String() || r.loss != 0 || r.sent != 5 || r.best > r.avg || r.avg > r.worst || r.worst <= 0 && r.avg < 0 {
 					t.Errorf("row %+v, want %s with 5 sent, no loss:\n%s", r, fam.path()[i], out)
@@ -337,14 +330,7 @@ func TestLabReport(t *testing.T) {
 	t.Run("loss", func(t *testing.T) {
 		c.Routers[1].DropPercent(t, 30)
 		const rounds = 40
-		out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "--report", "-c", strconv.Itoa(rounds), "--interval", "0", "-n", f.dst.String())
-		if code != 0 || errOut != "" {
-			t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
-		}
-		rows := parseReport(t, out)
-		if len(rows) != 4 {
-			t.Fatalf("%d rows, want 4:\n%s", len(rows), out)
-		}
+		out, rows := runReport(t, c, f.dst, rounds, 4)
 		for i, r := range rows {
 			// Beyond router 2 a probe and its answer cross it twice: about 51% loss. 10..95%
 			// leaves the binomial a margin of over five standard deviations.
@@ -357,6 +343,22 @@ func TestLabReport(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runReport runs gtrace --report for rounds rounds at full speed to dst on c's host, on a raw
+// socket, and returns its output and rows; it fails t unless gtrace succeeds quietly with hops
+// rows.
+func runReport(t *testing.T, c *netlab.Chain, dst netip.Addr, rounds, hops int) (string, []reportRow) {
+	t.Helper()
+	out, errOut, code := cmdtest.InMode(t, c.Host, "raw", gtraceBin, "--report", "-c", strconv.Itoa(rounds), "--interval", "0", "-n", dst.String())
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	rows := parseReport(t, out)
+	if len(rows) != hops {
+		t.Fatalf("%d rows, want %d:\n%s", len(rows), hops, out)
+	}
+	return out, rows
 }
 
 // shapeLine replaces the numbers and addresses of a line so that two reports compare.
