@@ -44,7 +44,7 @@ func TestLabChainL4(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					p := labProber(t, c.Host, icmp.FamilyOf(tc.dst), l4.Config{Protocol: proto, Classic: classic, Socket: rawsock.Config{Mode: tc.mode}})
 					res, _ := trace(t, p, tc.dst, nil)
-					wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+					wantPath(t, res, hopsTo(tc.routers, tc.dst))
 				})
 			}
 		}
@@ -59,10 +59,7 @@ func TestLabChainL4(t *testing.T) {
 func TestLabRateLimitL4(t *testing.T) {
 	lab := netlab.New(t)
 	for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
-		c := lab.Chain(10)
-		for _, r := range c.Routers {
-			r.RateLimitICMPErrors(t)
-		}
+		c := rateLimitedChain(t, lab, 10)
 		for _, tc := range labCases(c) {
 			if tc.mode != mode {
 				continue
@@ -71,7 +68,7 @@ func TestLabRateLimitL4(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/%s", proto, tc.name), func(t *testing.T) {
 					p := labProber(t, c.Host, icmp.FamilyOf(tc.dst), l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: mode}})
 					res, _ := trace(t, p, tc.dst, &Config{Queries: 3})
-					wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+					wantPath(t, res, hopsTo(tc.routers, tc.dst))
 					if res.Retries != 0 {
 						t.Errorf("%d retries: a rate limit bit\n%s", res.Retries, dump(res.Hops))
 					}
@@ -94,10 +91,7 @@ func TestLabRateLimitQueriesMethods(t *testing.T) {
 		if proto != 0 {
 			name = proto.String()
 		}
-		c := lab.Chain(31)
-		for _, r := range c.Routers {
-			r.RateLimitICMPErrors(t)
-		}
+		c := rateLimitedChain(t, lab, 31)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			var p Prober
@@ -107,7 +101,7 @@ func TestLabRateLimitQueriesMethods(t *testing.T) {
 				p = labProber(t, c.Host, icmp.IPv4, l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: rawsock.Privileged}})
 			}
 			res, _ := trace(t, p, c.TargetAddr4, &Config{Queries: 10})
-			wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+			wantPath(t, res, hopsTo(c.RouterAddr4, c.TargetAddr4))
 			if res.Retries == 0 {
 				t.Errorf("no retries: the rate limit did not bite")
 			}
@@ -147,7 +141,7 @@ table inet l4nowhere {
 				cfg := l4.Config{Protocol: proto, Socket: rawsock.Config{Mode: tc.mode}}
 				p := labProber(t, silent.Host, icmp.FamilyOf(tc.dst), cfg)
 				res, _ := trace(t, p, tc.dst, nil)
-				wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
+				wantSilentHop(t, res, hopsTo(tc.routers, tc.dst), 2)
 
 				p = labProber(t, reject.Host, icmp.FamilyOf(rc.dst), cfg)
 				res, _ = trace(t, p, rc.dst, nil)

@@ -110,6 +110,22 @@ func dump(hops []Hop) string {
 	return b.String()
 }
 
+// hopsTo is the path through routers to dst, in a slice of its own.
+func hopsTo(routers []netip.Addr, dst netip.Addr) []netip.Addr {
+	return append(append([]netip.Addr(nil), routers...), dst)
+}
+
+// rateLimitedChain is a chain of n routers that limit their ICMP errors as the kernel does by
+// default.
+func rateLimitedChain(t *testing.T, lab *netlab.Lab, n int) *netlab.Chain {
+	t.Helper()
+	c := lab.Chain(n)
+	for _, r := range c.Routers {
+		r.RateLimitICMPErrors(t)
+	}
+	return c
+}
+
 // wantPath checks that every probe of hop i+1 was answered by want[i] with no mark, and that
 // the trace reached the destination at the last of them.
 func wantPath(t *testing.T, res Result, want []netip.Addr) {
@@ -137,10 +153,10 @@ func TestLabChain(t *testing.T) {
 			t.Run(fmt.Sprintf("%d/%s", n, tc.name), func(t *testing.T) {
 				e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
 				res, _ := trace(t, e, tc.dst, nil)
-				wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+				wantPath(t, res, hopsTo(tc.routers, tc.dst))
 				// A first TTL past the path's start skips those hops and keeps TTL numbering.
 				res, _ = trace(t, e, tc.dst, &Config{First: 3, Queries: 1})
-				wantPath(t, res, append(append([]netip.Addr(nil), tc.routers[2:]...), tc.dst))
+				wantPath(t, res, hopsTo(tc.routers[2:], tc.dst))
 				if res.Hops[0].TTL != 3 {
 					t.Errorf("first hop reported has TTL %d, want 3", res.Hops[0].TTL)
 				}
@@ -198,7 +214,7 @@ func TestLabSilentRouter(t *testing.T) {
 			start := time.Now()
 			res, rec := trace(t, e, tc.dst, nil)
 			took := time.Since(start)
-			wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
+			wantSilentHop(t, res, hopsTo(tc.routers, tc.dst), 2)
 			if took > time.Second {
 				t.Errorf("took %v: the silent hop waited for more than its Near wait", took)
 			}
@@ -243,7 +259,7 @@ func TestLabSilentRouterNoFactors(t *testing.T) {
 			e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
 			res, rec := trace(t, e, tc.dst, &Config{Wait: wait, RetryAfter: 500 * time.Millisecond,
 				Here: NoFactor, Near: NoFactor})
-			wantSilentHop(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst), 2)
+			wantSilentHop(t, res, hopsTo(tc.routers, tc.dst), 2)
 			if rec.at[1] < wait-50*time.Millisecond {
 				t.Errorf("silent hop reported after %v, before its wait of %v", rec.at[1], wait)
 			}
@@ -323,14 +339,11 @@ func TestLabAdminProhibited(t *testing.T) {
 // run back to back exhaust each router's burst of 6; retries still get every hop answered.
 func TestLabRateLimit(t *testing.T) {
 	lab := netlab.New(t)
-	c := lab.Chain(10)
-	for _, r := range c.Routers {
-		r.RateLimitICMPErrors(t)
-	}
+	c := rateLimitedChain(t, lab, 10)
 	for _, tc := range labCases(c)[:2] {
 		t.Run(tc.name, func(t *testing.T) {
 			e := labEngine(t, c.Host, tc.mode, icmp.FamilyOf(tc.dst))
-			want := append(append([]netip.Addr(nil), tc.routers...), tc.dst)
+			want := hopsTo(tc.routers, tc.dst)
 			start := time.Now()
 			retries := 0
 			for range 3 {
@@ -355,14 +368,11 @@ func TestLabRateLimit(t *testing.T) {
 // retries, one per router token, get every one answered within the 5 s Wait.
 func TestLabRateLimitQueries(t *testing.T) {
 	lab := netlab.New(t)
-	c := lab.Chain(10)
-	for _, r := range c.Routers {
-		r.RateLimitICMPErrors(t)
-	}
+	c := rateLimitedChain(t, lab, 10)
 	e := labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
 	start := time.Now()
 	res, _ := trace(t, e, c.TargetAddr4, &Config{Queries: 10})
-	wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+	wantPath(t, res, hopsTo(c.RouterAddr4, c.TargetAddr4))
 	if d := time.Since(start); d > DefaultWait {
 		t.Errorf("took %v", d)
 	}
@@ -376,13 +386,10 @@ func TestLabRateLimitQueries(t *testing.T) {
 // "*"), and the silent hop is "*".
 func TestLabRateLimitSilentRouter(t *testing.T) {
 	lab := netlab.New(t)
-	c := lab.Chain(6)
-	for _, r := range c.Routers {
-		r.RateLimitICMPErrors(t)
-	}
+	c := rateLimitedChain(t, lab, 6)
 	c.Routers[2].NoTimeExceeded(t)
 	e := labEngine(t, c.Host, rawsock.Privileged, icmp.IPv4)
-	want := append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4)
+	want := hopsTo(c.RouterAddr4, c.TargetAddr4)
 	retries := 0
 	for range 3 {
 		res, _ := trace(t, e, c.TargetAddr4, &Config{Queries: 3})
@@ -419,7 +426,7 @@ func TestLabParisFlow(t *testing.T) {
 	for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
 		e := labEngine(t, c.Host, mode, icmp.IPv4)
 		res, _ := trace(t, e, c.TargetAddr4, &Config{Flow: 0x6b6b})
-		wantPath(t, res, append(append([]netip.Addr(nil), c.RouterAddr4...), c.TargetAddr4))
+		wantPath(t, res, hopsTo(c.RouterAddr4, c.TargetAddr4))
 		if got := count() - before; got != res.Sent || got == 0 {
 			t.Errorf("%s: %d probes on the wire with the flow's checksum, %d sent", mode, got, res.Sent)
 		}

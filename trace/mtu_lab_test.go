@@ -56,7 +56,7 @@ func TestLabMTU(t *testing.T) {
 					p = labProber(t, c.Host, f, l4.Config{Socket: sock(tc.mode)})
 				}
 				res, _ := trace(t, p, tc.dst, &Config{MTU: 1500})
-				wantPath(t, res, append(append([]netip.Addr(nil), tc.routers...), tc.dst))
+				wantPath(t, res, hopsTo(tc.routers, tc.dst))
 				if res.PathMTU != 1400 {
 					t.Errorf("path MTU %d, want 1400", res.PathMTU)
 				}
