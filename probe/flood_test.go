@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gping/gping/icmp"
+	"github.com/gping/gping/rawsock"
 )
 
 // TestFloodWindow: a flood keeps at most Preload probes in flight while its next sends are made
@@ -87,4 +88,32 @@ func (e *Engine) pendingUnanswered() int {
 		}
 	}
 	return n
+}
+
+// TestFloodSlots: a flood longer than the 16-bit sequence space, within one Timeout, holds at
+// most 65536 answered probes (the ones a duplicate could still be told from their successors),
+// not every probe it sent. Without trim, each probe's slot would stay until its Timeout: 86 MB
+// after a million probes at iputils' 10 s.
+func TestFloodSlots(t *testing.T) {
+	const (
+		count  = 150_000 // more than two wraps of the sequence
+		window = 16
+	)
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := e.Ping(ctx, lo4, &PingConfig{Count: count, Flood: true, Preload: window, Timeout: time.Hour, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Sent != count || s.Received != count {
+		t.Fatalf("sent %d, received %d; want %d each", s.Sent, s.Received, count)
+	}
+	e.mu.Lock()
+	used, queued := int(e.used), e.fifo.n+len(e.byTime)
+	e.mu.Unlock()
+	// 65536 answered, and the few a slot is taken for before the old one is given up.
+	if limit := 1<<16 + window + slabChunk; used > limit || queued > limit {
+		t.Errorf("%d slots handed out, %d queued, after %d probes; want at most %d", used, queued, count, limit)
+	}
 }
