@@ -435,3 +435,31 @@ func BenchmarkRegisterMatch(b *testing.B) {
 		b.Fatalf("%d replies matched of %d", got, i)
 	}
 }
+
+// TestNextWant: a reader that keeps finding one packet per read asks for one, still asks for a
+// full batch at least once every recheckReads reads, and goes back to full batches as soon as
+// a read finds more than one.
+func TestNextWant(t *testing.T) {
+	want, run := readBatch, 0
+	sinceFull := 0
+	for i := 1; i <= 5*recheckReads; i++ {
+		want, run = nextWant(1, run)
+		if want == readBatch {
+			sinceFull = 0
+		} else if sinceFull++; sinceFull >= recheckReads {
+			t.Fatalf("read %d: %d reads in a row ask for %d, none for a full batch", i, sinceFull, want)
+		}
+		if i >= singleReads && i%recheckReads != 0 && want != 1 {
+			t.Fatalf("read %d of one packet each: asks for %d, want 1", i, want)
+		}
+		if i < singleReads && want != readBatch {
+			t.Fatalf("after only %d single reads: asks for %d, want %d", i, want, readBatch)
+		}
+	}
+	if want, run = nextWant(3, run); want != readBatch || run != 0 {
+		t.Fatalf("after a read of 3: asks for %d (run %d), want %d (run 0)", want, run, readBatch)
+	}
+	if want, _ = nextWant(1, run); want != readBatch {
+		t.Fatalf("one single read after a batch: asks for %d, want %d", want, readBatch)
+	}
+}
