@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -277,6 +279,27 @@ func TestWarnCounters(t *testing.T) {
 	for _, want := range []string{"the kernel dropped 3 packets", "2 ICMP messages with a bad checksum"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("no %q in %q", want, b.String())
+		}
+	}
+}
+
+// TestFpingGCPercent: fping mode halves the collector's headroom, unless GOGC says otherwise.
+func TestFpingGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(orig) })
+	for _, c := range []struct {
+		env  string
+		want int
+	}{{"", fpingGCPercent}, {"200", 100}} {
+		t.Setenv("GOGC", c.env)
+		debug.SetGCPercent(100)
+		// No targets on stdin: fping mode starts, then stops before opening a socket.
+		var out, errOut strings.Builder
+		if code := runFping(context.Background(), []string{"-c", "1", "-"}, strings.NewReader(""), &out, &errOut); code != fpExitUnknown {
+			t.Fatalf("GOGC=%q: exit %d, want %d (stderr %q)", c.env, code, fpExitUnknown, errOut.String())
+		}
+		if got := debug.SetGCPercent(100); got != c.want {
+			t.Errorf("GOGC=%q: GC percent %d after fping mode, want %d", c.env, got, c.want)
 		}
 	}
 }
