@@ -12,6 +12,9 @@
 //	defer e.Close()
 //	sum, err := e.Ping(ctx, netip.MustParseAddr("127.0.0.1"), &probe.PingConfig{Count: 3})
 //
+// Sweep probes many targets as fping does, each paced by SweepConfig.Period or, in throughput
+// mode (SweepConfig.Window), kept at a number of probes in flight that its answers refill.
+//
 // One raw socket sends on one core at a time (the kernel locks it for each send). A program that
 // must send faster than that sets Config.Senders: the engine then opens send-only raw sockets
 // beside each reading one, which take in no packet at all, and StartBatch and Sweep send on them
@@ -29,7 +32,9 @@
 // A probe is registered before its request is written, so a quick reply cannot race its own
 // registration. It stays registered until its Timeout passes, so that duplicates of an answered
 // probe are recognised as duplicates; every entry is removed exactly once, by the timer, by
-// cancellation or by Close.
+// cancellation, by Close, or when a newer probe to the same destination takes its 16-bit
+// sequence (a flood wraps it every 65,536 probes). The engine's memory is bounded by the probes
+// sent within a Timeout and, per destination, by those 65,536.
 //
 // # Late replies
 //

@@ -732,3 +732,47 @@ func TestResponderSweepDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// TestResponderSweepWindow: in throughput mode a target's next probe leaves only when one of its
+// Window probes in flight has settled. With every reply held for a delay, probe n cannot leave
+// before probe n-Window's reply came back, a delay after that probe left; without the window,
+// all would leave at once. An hour's Period shows that only the window paces the target.
+func TestResponderSweepWindow(t *testing.T) {
+	c := respLab(t)
+	const (
+		count  = 12
+		window = 3
+		delay  = 20 * time.Millisecond
+	)
+	for _, m := range modeCases {
+		t.Run(m.String(), func(t *testing.T) {
+			startResponder(t, c, responder.Always(responder.Delay(delay)))
+			e := hostEngine(t, c, m.mode, m.fam)
+			var sent [count]time.Time
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := e.Sweep(ctx, []netip.Addr{target(c, m.fam)}, &probe.SweepConfig{
+				Count: count, Window: window, Period: time.Hour, Interval: -1, Timeout: 5 * time.Second, Size: probeSize,
+				OnResult: func(_, n int, r probe.Result) {
+					if r.Outcome != probe.Reply || n < 0 || n >= count || !sent[n].IsZero() {
+						t.Errorf("probe %d: %+v", n, r)
+						return
+					}
+					sent[n] = r.Sent
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s := res[0].Summary; s.Sent != count || s.Received != count {
+				t.Fatalf("%+v", s)
+			}
+			for n := window; n < count; n++ {
+				if gap := sent[n].Sub(sent[n-window]); gap < delay {
+					t.Errorf("probe %d left %v after probe %d, before its delayed reply could return (%v): more than %d in flight",
+						n, gap, n-window, delay, window)
+				}
+			}
+		})
+	}
+}

@@ -45,6 +45,11 @@ type SweepConfig struct {
 	Rate     float64
 	// Period is the time between two probes to one target (fping -p).
 	Period time.Duration
+	// Window, if positive, is throughput mode (with Count > 0 only): each target keeps up to
+	// Window probes in flight and is probed again as soon as one of them is answered or times
+	// out, not Period after its last probe. Interval, Rate and MaxInFlight still pace the
+	// sends, so many targets share them in turn.
+	Window int
 	// Timeout is how long an answer to one probe counts (fping -t).
 	Timeout time.Duration
 	Size    int // payload bytes; 0: DefaultSize; EmptyPayload for none
@@ -79,6 +84,7 @@ type target struct {
 	idx      int32
 	open     int32 // probes sent and not yet settled; MaxInFlight bounds it
 	finished bool  // nothing more to send
+	blocked  bool  // throughput mode: has probes to send, but its Window is full
 }
 
 // Sweep probes every target as cfg says and returns one result per target, in the same
@@ -197,6 +203,11 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		if r.Outcome != Duplicate && r.Outcome != Late {
 			t.open--
 			open--
+			if t.blocked {
+				t.blocked = false
+				t.due = time.Now()
+				due.push(t)
+			}
 			if c.Count == 0 {
 				// Default mode: done on the first reply; otherwise retry with a longer wait.
 				switch {
@@ -243,6 +254,13 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 			open++
 		}
 		switch {
+		case c.Count > 0 && t.sent < c.Count && c.Window > 0:
+			if t.open >= int32(c.Window) {
+				t.blocked = true // the next settled probe queues it
+				break
+			}
+			t.due = now
+			due.push(t)
 		case c.Count > 0 && t.sent < c.Count:
 			t.due = now.Add(c.Period)
 			due.push(t)

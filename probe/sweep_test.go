@@ -114,6 +114,48 @@ func TestSweepSenders(t *testing.T) {
 	}
 }
 
+// TestSweepWindow: throughput mode over many targets of both families: each gets exactly Count
+// probes, each answered once, with an hour's Period that only the window replaces.
+// TestResponderSweepWindow checks the window's bound with delayed replies.
+func TestSweepWindow(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	dsts := append(loopbacks(30), lo6)
+	if err := e.Open(icmp.IPv6); err != nil {
+		dsts = dsts[:30]
+	}
+	for _, window := range []int{1, 3} {
+		t.Run(fmt.Sprintf("window-%d", window), func(t *testing.T) {
+			const count = 300
+			seen := make([]int, len(dsts)*count)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			res, err := e.Sweep(ctx, dsts, &SweepConfig{
+				Count: count, Window: window, Period: time.Hour, Interval: -1, Timeout: 5 * time.Second,
+				OnResult: func(k, n int, r Result) {
+					if r.Dst != dsts[k] || r.Outcome != Reply || n < 0 || n >= count {
+						t.Errorf("target %d probe %d: %+v", k, n, r)
+						return
+					}
+					seen[k*count+n]++
+				},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, r := range res {
+				if r.Summary.Sent != count || r.Summary.Received != count {
+					t.Errorf("target %v: %+v", dsts[k], r.Summary)
+				}
+			}
+			for i, n := range seen {
+				if n != 1 {
+					t.Fatalf("target %d probe %d: %d outcomes", i/count, i%count, n)
+				}
+			}
+		})
+	}
+}
+
 // TestSweepDefaultMode: fping's default mode stops probing a target at its first reply.
 func TestSweepDefaultMode(t *testing.T) {
 	e := newEngine(t, rawsock.Privileged, icmp.IPv4)

@@ -110,6 +110,9 @@ func isNumber(w string) bool {
 // maxSenders bounds --senders: more senders than cores only adds sockets.
 const maxSenders = 64
 
+// maxInFlight bounds --in-flight by what the 16-bit ICMP sequence tells apart per target.
+const maxInFlight = 65535
+
 // senderRate is about what one sender (one core, one raw socket) sends per second in the lab of
 // scripts/bench-fanout.sh, where each probe costs its sender the target's answer too.
 const senderRate = 100_000
@@ -143,6 +146,7 @@ type fpOptions struct {
 	size        int
 	rate        float64
 	senders     int // 0: chosen from the rate
+	inFlight    int // throughput mode: probes kept in flight per target; 0: paced by -p
 	family      int
 	file        string
 	socket      rawsock.Mode
@@ -169,6 +173,7 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.IntVarP(&o.size, "size", "b", probe.DefaultSize, "payload bytes")
 	fs.Float64Var(&o.rate, "rate", 0, "cap on packets per second, all targets together")
 	fs.IntVar(&o.senders, "senders", 0, "goroutines sending at once, each on its own raw socket")
+	fs.IntVar(&o.inFlight, "in-flight", 0, "throughput mode: keep N probes in flight per target (with -c or -C; not -p)")
 	fs.StringVarP(&o.file, "file", "f", "", "read targets from a file (- for stdin)")
 	fs.BoolP("generate", "g", false, "targets are CIDR prefixes or address ranges")
 	fs.BoolP("ipv4", "4", false, "IPv4 only")
@@ -227,6 +232,14 @@ func parseFping(args []string) (*fpOptions, error) {
 	}
 	if o.senders < 0 || o.senders > maxSenders {
 		return nil, cli.BadArg("invalid --senders value: %d (0 to %d)", o.senders, maxSenders)
+	}
+	switch {
+	case o.inFlight < 0 || o.inFlight > maxInFlight:
+		return nil, cli.BadArg("invalid --in-flight value: %d (1 to %d)", o.inFlight, maxInFlight)
+	case o.inFlight > 0 && o.count == 0:
+		return nil, cli.BadArg("--in-flight needs a count (-c or -C)")
+	case o.inFlight > 0 && fs.Changed("period"):
+		return nil, cli.BadArg("--in-flight and -p exclude each other: the window paces each target")
 	}
 	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
 		return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
@@ -377,7 +390,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	start := time.Now()
 	cfg := &probe.SweepConfig{
 		Count: o.count, Retries: o.retries, Backoff: o.backoff, Interval: o.interval, Rate: o.rate,
-		Period: o.period, Timeout: o.timeout, Size: o.size,
+		Period: o.period, Window: o.inFlight, Timeout: o.timeout, Size: o.size,
 		OnSendError: func(k int, err error) {
 			con.errorf("%s: error while sending ping: %s", name(k), syscallText(err))
 		},

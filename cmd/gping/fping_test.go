@@ -242,6 +242,31 @@ func TestLabFpingSenders(t *testing.T) {
 	}
 }
 
+// TestLabFpingInFlight: throughput mode sends each target its next probe as soon as one settles,
+// by a reply or by a timeout: a silent target's window empties by timeouts and the run ends.
+func TestLabFpingInFlight(t *testing.T) {
+	c := fpingLab(t)
+	alive := []string{c.TargetAddr4.String(), c.TargetAddr6.String(), c.RouterAddr4[0].String()}
+	silent := "198.18.200.1" // the router answers net unreachable: no reply
+	// The silent target's 100 probes take 25 timeouts of 50 ms, 4 at a time.
+	args := append([]string{"-q", "--in-flight", "4", "-c", "100", "-i", "0", "-t", "50"}, append(alive, silent)...)
+	out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, args...)
+	lost := regexp.MustCompile(regexp.QuoteMeta(silent) + ` +: xmt/rcv/%loss = 100/0/100%`)
+	if code != fpExitUnreachable || strings.Count(errOut, "xmt/rcv/%loss = 100/100/0%") != len(alive) || !lost.MatchString(errOut) {
+		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	for _, bad := range [][]string{
+		{"--in-flight", "2", alive[0], alive[1]},                        // no count
+		{"--in-flight", "2", "-c", "3", "-p", "10", alive[0], alive[1]}, // with -p
+		{"--in-flight", "-1", "-c", "3", alive[0], alive[1]},
+		{"--in-flight", "65536", "-c", "3", alive[0], alive[1]},
+	} {
+		if _, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, bad...); code != fpExitUsage || !strings.Contains(errOut, "in-flight") {
+			t.Errorf("%v: exit %d, %s", bad, code, errOut)
+		}
+	}
+}
+
 func TestSendersFor(t *testing.T) {
 	for _, tc := range []struct {
 		senders int
