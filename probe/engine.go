@@ -407,7 +407,7 @@ func (e *Engine) Start(r Request) (uint64, error) {
 		return 0, err
 	}
 	e.mu.Lock()
-	seq, err := e.register(dst, timeout, &r)
+	seq, _, err := e.register(dst, timeout, &r)
 	e.mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -458,14 +458,15 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		b.items = append(b.items, batchItem{req: i, dst: dst, timeout: timeout, fam: uint8(fi)})
 	}
 	e.mu.Lock()
-	for _, it := range b.items {
-		seqs[it.req], errs[it.req] = e.register(it.dst, it.timeout, &reqs[it.req])
+	for i := range b.items {
+		it := &b.items[i]
+		seqs[it.req], it.h, errs[it.req] = e.register(it.dst, it.timeout, &reqs[it.req])
 	}
 	e.mu.Unlock()
 
 	// Packets are appended to one buffer per family, sized first so that appends do not copy.
 	for fi := range b.msgs {
-		b.msgs[fi], b.idx[fi] = b.msgs[fi][:0], b.idx[fi][:0]
+		b.msgs[fi], b.idx[fi], b.hs[fi] = b.msgs[fi][:0], b.idx[fi][:0], b.hs[fi][:0]
 		if cap(b.pkts[fi]) < need[fi] {
 			b.pkts[fi] = make([]byte, 0, need[fi])
 		}
@@ -484,14 +485,24 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		b.pkts[it.fam] = pkts
 		b.msgs[it.fam] = append(b.msgs[it.fam], rawsock.Message{Data: pkt, Dst: it.dst, TTL: r.TTL})
 		b.idx[it.fam] = append(b.idx[it.fam], it.req)
+		b.hs[it.fam] = append(b.hs[it.fam], sentProbe{it.h, seqs[it.req]})
 	}
 	for fi, msgs := range b.msgs {
 		if len(msgs) == 0 {
 			continue
 		}
 		conn := socks[fi].sender()
+		chunk := stampChunk
+		if socks[fi].senders != nil {
+			// Several senders: each chunk's stamp takes e.mu, which the reader and
+			// the other senders want too, and the handoffs of a contended lock leave
+			// cores idle (at 200,000 probes/s, chunks of 8 ran 20% slower).
+			chunk = len(msgs)
+		}
 		for off := 0; off < len(msgs); {
-			n, err := conn.WriteBatch(msgs[off:])
+			end := min(off+chunk, len(msgs))
+			e.stamp(b.hs[fi][off:end])
+			n, err := conn.WriteBatch(msgs[off:end])
 			e.counters.sent.Add(uint64(n))
 			if off += n; err == nil {
 				continue
@@ -515,6 +526,7 @@ type batch struct {
 	pkts    [2][]byte // packets of each family, back to back
 	msgs    [2][]rawsock.Message
 	idx     [2][]int // the request of each message
+	hs      [2][]sentProbe
 	payload []byte
 }
 
@@ -523,6 +535,41 @@ type batchItem struct {
 	dst     netip.Addr
 	timeout time.Duration
 	fam     uint8
+	h       handle
+}
+
+// sentProbe names the entry of a batched probe: the slot and, to tell if the slot still holds
+// it, the probe's sequence.
+type sentProbe struct {
+	h   handle
+	seq uint64
+}
+
+// stampChunk is how many probes of a batch leave in one sendmmsg, each chunk's send time read
+// just before its call. Without it a probe's send time would be read when it is registered,
+// before the whole batch goes out: on a veth, where each packet's answer is made inside the
+// sending call, a 64-probe call takes 0.3 ms, and the last probes' RTTs would include it.
+// 10,000 targets x 3 on the lab's fan, mean RTT: 0.214 ms with one stamp per 64 probes, 0.028
+// ms per 8 (for the same CPU: 0.293 s), 0.016 ms per 4 (8% more CPU); fping, which sends one
+// probe per call, 0.005 ms.
+const stampChunk = 8
+
+// stamp sets the send time of the probes in ps, which are about to leave, to now.
+func (e *Engine) stamp(ps []sentProbe) {
+	now := int64(time.Since(e.epoch))
+	e.mu.Lock()
+	if e.closed { // the slab is gone
+		e.mu.Unlock()
+		return
+	}
+	for _, p := range ps {
+		// The slot can have been freed and reused, or the probe expired, if its Timeout
+		// is shorter than the batch takes to send; no answer can have come yet.
+		if ent := e.ent(p.h); ent.seq == p.seq && !ent.is(entryDone|entryExpired|entryDead) {
+			ent.sent = now
+		}
+	}
+	e.mu.Unlock()
 }
 
 // check validates r for Start and returns its unmapped destination, its timeout and the socket
@@ -565,9 +612,9 @@ func (e *Engine) appendProbe(b, scratch []byte, s *socket, r *Request, seq uint6
 
 // register enters a probe to dst in the pending table and returns its sequence number; e.mu is
 // held. Registration comes before the write, so a quick reply cannot race it.
-func (e *Engine) register(dst netip.Addr, timeout time.Duration, r *Request) (uint64, error) {
+func (e *Engine) register(dst netip.Addr, timeout time.Duration, r *Request) (uint64, handle, error) {
 	if e.closed {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
 	var state uint8
 	if r.Flow != 0 {
@@ -584,7 +631,7 @@ func (e *Engine) register(dst netip.Addr, timeout time.Duration, r *Request) (ui
 	// answer to it then fails the 64-bit sequence check and counts as late.
 	for tries := 0; ; tries++ {
 		if tries > 0xffff {
-			return 0, fmt.Errorf("%w %s", ErrBusy, dst)
+			return 0, 0, fmt.Errorf("%w %s", ErrBusy, dst)
 		}
 		seq = e.seq.Add(1)
 		k = keyOf(dst, uint16(seq))
@@ -607,7 +654,7 @@ func (e *Engine) register(dst netip.Addr, timeout time.Duration, r *Request) (ui
 		e.armed = ent.deadline
 		e.timer.Reset(timeout)
 	}
-	return seq, nil
+	return seq, h, nil
 }
 
 // Send sends one probe and waits for its first outcome. The error is nil for a Reply, else

@@ -423,7 +423,7 @@ func BenchmarkRegisterMatch(b *testing.B) {
 		dst := dsts[i%len(dsts)]
 		i++
 		e.mu.Lock()
-		seq, err := e.register(dst, time.Second, &Request{Size: 56, OnResult: onResult})
+		seq, _, err := e.register(dst, time.Second, &Request{Size: 56, OnResult: onResult})
 		e.mu.Unlock()
 		if err != nil {
 			b.Fatal(err)
@@ -461,5 +461,44 @@ func TestNextWant(t *testing.T) {
 	}
 	if want, _ = nextWant(1, run); want != readBatch {
 		t.Fatalf("one single read after a batch: asks for %d, want %d", want, readBatch)
+	}
+}
+
+// TestStartBatchStamps: a batch leaves in chunks of stampChunk probes, and each probe's send
+// time is read just before its chunk's call, not once for the whole batch: all probes of a
+// chunk share a send time, and each chunk's is later than the one before.
+func TestStartBatchStamps(t *testing.T) {
+	for _, m := range matrix {
+		t.Run(m.String(), func(t *testing.T) {
+			e := newEngine(t, m.mode, icmp.FamilyOf(m.dst))
+			const n = 3*stampChunk + 1
+			results := make(chan Result, n)
+			reqs := make([]Request, n)
+			for i := range reqs {
+				reqs[i] = Request{Dst: m.dst, Size: 56, Timeout: 5 * time.Second, OnResult: func(r Result) { results <- r }}
+			}
+			seqs, errs := make([]uint64, n), make([]error, n)
+			e.StartBatch(reqs, seqs, errs)
+			sent := map[uint64]time.Time{}
+			for range n {
+				r := <-results
+				if r.Outcome != Reply {
+					t.Fatalf("%+v", r)
+				}
+				sent[r.Seq] = r.Sent
+			}
+			for i := 1; i < n; i++ {
+				if errs[i] != nil {
+					t.Fatal(errs[i])
+				}
+				prev, cur := sent[seqs[i-1]], sent[seqs[i]]
+				if i%stampChunk == 0 && !cur.After(prev) {
+					t.Errorf("probe %d opens a chunk but was stamped %v, not after probe %d's %v", i, cur, i-1, prev)
+				}
+				if i%stampChunk != 0 && !cur.Equal(prev) {
+					t.Errorf("probes %d and %d share a chunk but were stamped %v and %v", i-1, i, prev, cur)
+				}
+			}
+		})
 	}
 }
