@@ -433,9 +433,10 @@ func (e *Engine) Start(r Request) (uint64, error) {
 }
 
 // StartBatch is Start for many probes at once: it registers them all under one lock and sends
-// each family's with as few system calls as its socket takes (sendmmsg), where Start makes one
-// per probe. seqs[i] and errs[i] receive what Start would have returned for reqs[i]; both must
-// be at least as long as reqs. Probes of one family leave in the order given.
+// each family's several to a system call (sendmmsg, stampChunk at a time, or the whole batch
+// with several senders), where Start makes one per probe. seqs[i] and errs[i] receive what
+// Start would have returned for reqs[i]; both must be at least as long as reqs. Probes of one
+// family leave in the order given.
 func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 	if len(seqs) < len(reqs) || len(errs) < len(reqs) {
 		panic("probe: StartBatch: seqs or errs shorter than reqs")
