@@ -9,6 +9,9 @@
 #   sudo bash scripts/bench-fanout.sh            # all cases
 #   sudo HOSTS=1000 bash scripts/bench-fanout.sh # smaller
 #   sudo CASES=flood bash scripts/bench-fanout.sh # one section: fanout, rate, flood or 100k
+#
+# Beside wall, CPU, RSS and loss, each many-target run prints the mean of the targets' average
+# RTTs: the lab's veth answers in microseconds, so it shows what a tool's batching adds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -39,7 +42,11 @@ measure() {
 	# Loss from the per-target summaries both tools print (xmt/rcv/%loss).
 	local lost
 	lost=$( (grep -h 'xmt/rcv' "$tmp/out" "$tmp/err" || true) | awk -F'[=/ ,]+' '{for(i=1;i<=NF;i++) if($i=="%loss"){x=$(i+1); r=$(i+2); s+=x-r}} END{print s+0}')
-	printf '%-40s wall %7.2f s  cpu %7.2f s  rss %7.1f MB  lost %s\n' "$name" "$wall" "$cpu" "$(echo "$rss/1024" | bc -l)" "$lost"
+	# Mean over targets of the per-target average RTT: how much of a batch's send time a tool
+	# counts into its RTTs.
+	local rtt
+	rtt=$( (grep -h 'min/avg/max' "$tmp/out" "$tmp/err" || true) | awk -F'min/avg/max = ' '{split($2, a, "/"); s += a[2]; n++} END {if (n) printf "%.3f", s / n; else print "-"}')
+	printf '%-40s wall %7.2f s  cpu %7.2f s  rss %7.1f MB  lost %s  mean rtt %s ms\n' "$name" "$wall" "$cpu" "$(echo "$rss/1024" | bc -l)" "$lost" "$rtt"
 	echo "$wall $cpu $rss $lost" >"$tmp/last"
 }
 
@@ -101,6 +108,12 @@ has fanout || has 100k || exit 0
 has fanout && compare "$HOSTS hosts x 3, full speed" -q -c 3 -p 10 -i 0 -- -q -c 3 -p 10 -i 0
 has fanout && compare "$HOSTS hosts x 3, paced" -q -c 3 -p 1000 -i 0.1 -- -q -c 3 -p 1000 -i 0.1
 has fanout && compare "$HOSTS hosts x 10 (over fping's 65,535 in flight)" -q -c 10 -p 1 -i 0 -- -q -c 10 -p 1 -i 0
+if has fanout; then
+	# Throughput mode: 500 hosts x 100, each kept at 4 probes in flight (fping has no such mode;
+	# its nearest is its shortest period, -p 1).
+	fan_hosts 500 "$tmp/hosts"
+	compare "500 hosts x 100, throughput mode" -q -c 100 -p 1 -i 0 -- -q -c 100 --in-flight 4 -i 0
+fi
 has 100k || exit 0
 echo "== 100,000 hosts x 1 (gping alone; fping for scale on the same list)"
 HOSTS100K=${HOSTS100K:-100000}
