@@ -59,6 +59,35 @@ func TestSweepCount(t *testing.T) {
 	}
 }
 
+// sweepAllReplies runs cfg (Count > 0, no OnResult) over dsts and checks that every target sent
+// Count probes and had each answered exactly once.
+func sweepAllReplies(t *testing.T, e *Engine, ctx context.Context, dsts []netip.Addr, cfg *SweepConfig) {
+	t.Helper()
+	count := cfg.Count
+	seen := make([]int, len(dsts)*count)
+	cfg.OnResult = func(k, n int, r Result) {
+		if r.Dst != dsts[k] || r.Outcome != Reply || n < 0 || n >= count {
+			t.Errorf("target %d probe %d: %+v", k, n, r)
+			return
+		}
+		seen[k*count+n]++
+	}
+	res, err := e.Sweep(ctx, dsts, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range res {
+		if r.Summary.Sent != uint64(count) || r.Summary.Received != uint64(count) {
+			t.Errorf("target %v: %+v", dsts[k], r.Summary)
+		}
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Fatalf("target %d probe %d: %d outcomes", i/count, i%count, n)
+		}
+	}
+}
+
 // TestSweepSenders: with several senders, batches leave from helper goroutines too, and still
 // every target gets exactly Count probes, each outcome once, at full speed and paced.
 func TestSweepSenders(t *testing.T) {
@@ -79,31 +108,10 @@ func TestSweepSenders(t *testing.T) {
 	for _, interval := range []time.Duration{-1, time.Microsecond} {
 		t.Run(fmt.Sprint(interval), func(t *testing.T) {
 			const count = 5
-			seen := make([]int, len(dsts)*count)
 			before := e.Counters().Sent
-			res, err := e.Sweep(context.Background(), dsts, &SweepConfig{
+			sweepAllReplies(t, e, context.Background(), dsts, &SweepConfig{
 				Count: count, Period: time.Millisecond, Interval: interval, Timeout: 5 * time.Second,
-				OnResult: func(k, n int, r Result) {
-					if r.Dst != dsts[k] || r.Outcome != Reply || n < 0 || n >= count {
-						t.Errorf("target %d probe %d: %+v", k, n, r)
-						return
-					}
-					seen[k*count+n]++
-				},
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, r := range res {
-				if r.Summary.Sent != count || r.Summary.Received != count {
-					t.Errorf("target %v: %+v", dsts[k], r.Summary)
-				}
-			}
-			for i, n := range seen {
-				if n != 1 {
-					t.Errorf("target %d probe %d: %d outcomes", i/count, i%count, n)
-				}
-			}
 			if sent := e.Counters().Sent - before; sent != uint64(len(dsts)*count) {
 				t.Errorf("engine sent %d, want %d", sent, len(dsts)*count)
 			}
@@ -125,33 +133,11 @@ func TestSweepWindow(t *testing.T) {
 	}
 	for _, window := range []int{1, 3} {
 		t.Run(fmt.Sprintf("window-%d", window), func(t *testing.T) {
-			const count = 300
-			seen := make([]int, len(dsts)*count)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			res, err := e.Sweep(ctx, dsts, &SweepConfig{
-				Count: count, Window: window, Period: time.Hour, Interval: -1, Timeout: 5 * time.Second,
-				OnResult: func(k, n int, r Result) {
-					if r.Dst != dsts[k] || r.Outcome != Reply || n < 0 || n >= count {
-						t.Errorf("target %d probe %d: %+v", k, n, r)
-						return
-					}
-					seen[k*count+n]++
-				},
+			sweepAllReplies(t, e, ctx, dsts, &SweepConfig{
+				Count: 300, Window: window, Period: time.Hour, Interval: -1, Timeout: 5 * time.Second,
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, r := range res {
-				if r.Summary.Sent != count || r.Summary.Received != count {
-					t.Errorf("target %v: %+v", dsts[k], r.Summary)
-				}
-			}
-			for i, n := range seen {
-				if n != 1 {
-					t.Fatalf("target %d probe %d: %d outcomes", i/count, i%count, n)
-				}
-			}
 		})
 	}
 }
