@@ -255,7 +255,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 		}
 		switch {
 		case c.Count > 0 && t.sent < c.Count && c.Window > 0:
-			if t.open >= int32(c.Window) {
+			if int(t.open) >= c.Window {
 				t.blocked = true // the next settled probe queues it
 				break
 			}
