@@ -161,7 +161,7 @@ func (t *table) del(k key) {
 // handle is an entry's index in the engine's slab.
 type handle uint32
 
-// entry is one registered probe, 72 bytes: the engine keeps one for each probe sent within the
+// entry is one registered probe, 80 bytes: the engine keeps one for each probe sent within the
 // last Timeout (two for the unanswered), so at thousands of targets it is most of the heap.
 type entry struct {
 	dst  netip.Addr
@@ -172,8 +172,11 @@ type entry struct {
 	// a Timeout later once expired.
 	deadline int64
 	onResult func(Result)
-	size     uint16 // payload bytes; MaxPayload6 fits
-	state    uint8  // entryDone | entryExpired | entryFlow | entryDead
+	// stamp, while StartBatch sends the entry's batch, holds the send time of its chunk once
+	// that chunk is sent; StartBatch then moves it into sent.
+	stamp *atomic.Int64
+	size  uint16 // payload bytes; MaxPayload6 fits
+	state uint8  // entryDone | entryExpired | entryFlow | entryDead
 }
 
 const (
@@ -444,8 +447,11 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 	b := e.batches.Get().(*batch)
 	defer e.batches.Put(b)
 	b.items = b.items[:0]
-	var socks [2]*socket
-	var need [2]int
+	var (
+		socks [2]*socket
+		need  [2]int // packet bytes
+		count [2]int // probes
+	)
 	for i := range reqs {
 		seqs[i], errs[i] = 0, nil
 		dst, timeout, s, err := e.check(&reqs[i])
@@ -456,12 +462,25 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		fi := famIndex(s.fam)
 		socks[fi] = s
 		need[fi] += echoHeaderLen + reqs[i].Size
+		count[fi]++
 		b.items = append(b.items, batchItem{req: i, dst: dst, timeout: timeout, fam: uint8(fi)})
 	}
+	for fi := range b.stamps {
+		if chunks := (count[fi] + stampChunk - 1) / stampChunk; len(b.stamps[fi]) < chunks {
+			b.stamps[fi] = make([]atomic.Int64, chunks)
+		}
+	}
+	// The k-th probe of a family registered here is that family's k-th message, and it
+	// leaves with chunk k/stampChunk.
+	var pos [2]int
 	e.mu.Lock()
 	for i := range b.items {
 		it := &b.items[i]
 		seqs[it.req], it.h, errs[it.req] = e.register(it.dst, it.timeout, &reqs[it.req])
+		if errs[it.req] == nil {
+			e.ent(it.h).stamp = &b.stamps[it.fam][pos[it.fam]/stampChunk]
+			pos[it.fam]++
+		}
 	}
 	e.mu.Unlock()
 
@@ -493,16 +512,13 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 			continue
 		}
 		conn := socks[fi].sender()
-		chunk := stampChunk
-		if socks[fi].senders != nil {
-			// Several senders: each chunk's stamp takes e.mu, which the reader and
-			// the other senders want too, and the handoffs of a contended lock leave
-			// cores idle (at 200,000 probes/s, chunks of 8 ran 20% slower).
-			chunk = len(msgs)
-		}
 		for off := 0; off < len(msgs); {
-			end := min(off+chunk, len(msgs))
-			e.stamp(b.hs[fi][off:end])
+			// Chunks stay aligned after a failed message; its chunk keeps the time
+			// read before its first message.
+			end := min((off/stampChunk+1)*stampChunk, len(msgs))
+			if off%stampChunk == 0 {
+				b.stamps[fi][off/stampChunk].Store(int64(time.Since(e.epoch)))
+			}
 			n, err := conn.WriteBatch(msgs[off:end])
 			e.counters.sent.Add(uint64(n))
 			if off += n; err == nil {
@@ -519,6 +535,7 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 			msgs[i] = rawsock.Message{} // let the pool forget the packets' owners
 		}
 	}
+	e.settleStamps(b)
 }
 
 // batch is StartBatch's scratch space, pooled in the Engine.
@@ -528,6 +545,7 @@ type batch struct {
 	msgs    [2][]rawsock.Message
 	idx     [2][]int // the request of each message
 	hs      [2][]sentProbe
+	stamps  [2][]atomic.Int64 // each chunk's send time, 0 until it is sent
 	payload []byte
 }
 
@@ -547,30 +565,40 @@ type sentProbe struct {
 }
 
 // stampChunk is how many probes of a batch leave in one sendmmsg, each chunk's send time read
-// just before its call. Without it a probe's send time would be read when it is registered,
-// before the whole batch goes out: on a veth, where each packet's answer is made inside the
-// sending call, a 64-probe call takes 0.3 ms, and the last probes' RTTs would include it.
-// 10,000 targets x 3 on the lab's fan, mean RTT: 0.214 ms with one stamp per 64 probes, 0.028
-// ms per 8 (for the same CPU: 0.293 s), 0.016 ms per 4 (8% more CPU); fping, which sends one
-// probe per call, 0.005 ms.
+// just before its call. Registration happens before the whole batch goes out: on a veth, where
+// each packet's answer is made inside the sending call, a 64-probe call takes 0.3 ms, which the
+// last probes' RTTs would include if their send time were read then. 10,000 targets x 3 on the
+// lab's fan, mean RTT: 0.214 ms with one send time per 64 probes, 0.028 ms per 8 for the same
+// CPU, 0.016 ms per 4 for 8% more; fping, which sends one probe per call, 0.005 ms.
 const stampChunk = 8
 
-// stamp sets the send time of the probes in ps, which are about to leave, to now.
-func (e *Engine) stamp(ps []sentProbe) {
-	now := int64(time.Since(e.epoch))
+// settleStamps writes each probe's chunk send time into its entry once the batch has gone out.
+// Until then the reader, which can match an answer while the batch is still being sent, reads
+// it through the entry's stamp; the chunks' times are atomics so that the senders need not take
+// e.mu for each (with several senders, that contention left cores idle).
+func (e *Engine) settleStamps(b *batch) {
 	e.mu.Lock()
-	if e.closed { // the slab is gone
-		e.mu.Unlock()
-		return
-	}
-	for _, p := range ps {
-		// The slot can have been freed and reused, or the probe expired, if its Timeout
-		// is shorter than the batch takes to send; no answer can have come yet.
-		if ent := e.ent(p.h); ent.seq == p.seq && !ent.is(entryDone|entryExpired|entryDead) {
-			ent.sent = now
+	if !e.closed { // else the slab is gone
+		for fi := range b.hs {
+			for k, p := range b.hs[fi] {
+				st := &b.stamps[fi][k/stampChunk]
+				// The slot may have been freed, or reused, if the probe's Timeout was
+				// shorter than the batch took.
+				if ent := e.ent(p.h); ent.seq == p.seq && ent.stamp == st {
+					if v := st.Load(); v != 0 {
+						ent.sent = v
+					}
+					ent.stamp = nil
+				}
+			}
 		}
 	}
 	e.mu.Unlock()
+	for fi := range b.stamps {
+		for i := range b.stamps[fi] {
+			b.stamps[fi][i].Store(0)
+		}
+	}
 }
 
 // check validates r for Start and returns its unmapped destination, its timeout and the socket
@@ -1062,6 +1090,11 @@ func (e *Engine) match(s *socket, a *arrival) {
 	}
 	ent.state |= entryDone
 	cb, sent := ent.onResult, ent.sent
+	if ent.stamp != nil { // its batch is still going out
+		if v := ent.stamp.Load(); v != 0 {
+			sent = v
+		}
+	}
 	e.mu.Unlock() // ent may be reused from here on
 
 	res.Sent = e.epoch.Add(time.Duration(sent))

@@ -466,39 +466,57 @@ func TestNextWant(t *testing.T) {
 
 // TestStartBatchStamps: a batch leaves in chunks of stampChunk probes, and each probe's send
 // time is read just before its chunk's call, not once for the whole batch: all probes of a
-// chunk share a send time, and each chunk's is later than the one before.
+// chunk share a send time, and each chunk's is later than the one before. So with several
+// senders, whose stamps do not take the engine's lock.
 func TestStartBatchStamps(t *testing.T) {
+	check := func(t *testing.T, e *Engine, dst netip.Addr) {
+		const n = 3*stampChunk + 1
+		results := make(chan Result, n)
+		reqs := make([]Request, n)
+		for i := range reqs {
+			reqs[i] = Request{Dst: dst, Size: 56, Timeout: 5 * time.Second, OnResult: func(r Result) { results <- r }}
+		}
+		seqs, errs := make([]uint64, n), make([]error, n)
+		e.StartBatch(reqs, seqs, errs)
+		sent := map[uint64]time.Time{}
+		for range n {
+			r := <-results
+			if r.Outcome != Reply {
+				t.Fatalf("%+v", r)
+			}
+			sent[r.Seq] = r.Sent
+		}
+		for i := 1; i < n; i++ {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			prev, cur := sent[seqs[i-1]], sent[seqs[i]]
+			if i%stampChunk == 0 && !cur.After(prev) {
+				t.Errorf("probe %d opens a chunk but was stamped %v, not after probe %d's %v", i, cur, i-1, prev)
+			}
+			if i%stampChunk != 0 && !cur.Equal(prev) {
+				t.Errorf("probes %d and %d share a chunk but were stamped %v and %v", i-1, i, prev, cur)
+			}
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, seq := range seqs {
+			if h, ok := e.pending.get(keyOf(dst.Unmap(), uint16(seq))); ok && e.ent(h).stamp != nil {
+				t.Errorf("probe %d still points at its batch's stamps after StartBatch", seq)
+			}
+		}
+	}
 	for _, m := range matrix {
 		t.Run(m.String(), func(t *testing.T) {
-			e := newEngine(t, m.mode, icmp.FamilyOf(m.dst))
-			const n = 3*stampChunk + 1
-			results := make(chan Result, n)
-			reqs := make([]Request, n)
-			for i := range reqs {
-				reqs[i] = Request{Dst: m.dst, Size: 56, Timeout: 5 * time.Second, OnResult: func(r Result) { results <- r }}
-			}
-			seqs, errs := make([]uint64, n), make([]error, n)
-			e.StartBatch(reqs, seqs, errs)
-			sent := map[uint64]time.Time{}
-			for range n {
-				r := <-results
-				if r.Outcome != Reply {
-					t.Fatalf("%+v", r)
-				}
-				sent[r.Seq] = r.Sent
-			}
-			for i := 1; i < n; i++ {
-				if errs[i] != nil {
-					t.Fatal(errs[i])
-				}
-				prev, cur := sent[seqs[i-1]], sent[seqs[i]]
-				if i%stampChunk == 0 && !cur.After(prev) {
-					t.Errorf("probe %d opens a chunk but was stamped %v, not after probe %d's %v", i, cur, i-1, prev)
-				}
-				if i%stampChunk != 0 && !cur.Equal(prev) {
-					t.Errorf("probes %d and %d share a chunk but were stamped %v and %v", i-1, i, prev, cur)
-				}
-			}
+			check(t, newEngine(t, m.mode, icmp.FamilyOf(m.dst)), m.dst)
 		})
 	}
+	t.Run("senders", func(t *testing.T) {
+		e := New(&Config{Senders: 2, Socket: rawsock.Config{Mode: rawsock.Privileged}})
+		t.Cleanup(func() { e.Close() })
+		if err := e.Open(icmp.IPv4); err != nil {
+			t.Skipf("cannot open a raw socket here: %v", err)
+		}
+		check(t, e, lo4)
+	})
 }
