@@ -151,6 +151,7 @@ type fpOptions struct {
 	file        string
 	socket      rawsock.Mode
 	words       []string
+	help        string // -h: the usage to print, and nothing else to do
 }
 
 func parseFping(args []string) (*fpOptions, error) {
@@ -179,8 +180,16 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.BoolP("ipv4", "4", false, "IPv4 only")
 	fs.BoolP("ipv6", "6", false, "IPv6 only")
 	sock := fs.String("socket", "auto", "socket kind: auto, raw or dgram")
+	help := fs.BoolP("help", "h", false, "print this help and exit")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if *help {
+		o.help = "Usage: gping [options] [targets...]\n\n" +
+			"Given several targets, CIDR prefixes, address ranges, -g or -f FILE, gping is fping:\n" +
+			"times are in milliseconds, exit 0 all alive, 1 some unreachable, 2 a name not found,\n" +
+			"3 bad arguments, 4 system error.\n\n" + fs.FlagUsages()
+		return o, nil
 	}
 	var err error
 	if o.family, err = cli.Family(fs, "can't specify both -4 and -6"); err != nil {
@@ -288,6 +297,10 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		con.errorf("%v", err)
 		return fpExitUsage
+	}
+	if o.help != "" {
+		con.line(o.help)
+		return fpExitOK
 	}
 	// The heap here is mostly per-target state that lives for the whole run, and by default the
 	// collector lets the heap grow to twice that before it collects. Half that headroom cuts

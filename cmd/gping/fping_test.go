@@ -328,3 +328,17 @@ func TestFpingGCPercent(t *testing.T) {
 		}
 	}
 }
+
+// TestFpingHelp: -h with several targets prints fping mode's own flags and exits 0, as fping -h.
+func TestFpingHelp(t *testing.T) {
+	var out, errOut strings.Builder
+	code := runFping(context.Background(), []string{"-h", "198.18.0.1", "198.18.0.2"}, strings.NewReader(""), &out, &errOut)
+	if code != fpExitOK || errOut.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	for _, want := range []string{"Usage: gping [options] [targets...]", "--in-flight", "--vcount", "--period"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("help lacks %q:\n%s", want, out.String())
+		}
+	}
+}
