@@ -13,7 +13,8 @@
 //	sum, err := e.Ping(ctx, netip.MustParseAddr("127.0.0.1"), &probe.PingConfig{Count: 3})
 //
 // Sweep probes many targets as fping does, each paced by SweepConfig.Period or, in throughput
-// mode (SweepConfig.Window), kept at a number of probes in flight that its answers refill.
+// mode (SweepConfig.Window), kept at a number of probes in flight that its answers refill; for a
+// Count of probes, or until its context ends (SweepConfig.Loop).
 //
 // One raw socket sends on one core at a time (the kernel locks it for each send). A program that
 // must send faster than that sets Config.Senders: the engine then opens send-only raw sockets

@@ -35,6 +35,9 @@ type SweepConfig struct {
 	// Count is the number of probes per target. 0 means fping's default mode: probe until the
 	// first reply, giving up after Retries more tries.
 	Count int
+	// Loop probes every target without end, every Period or as Window allows, until ctx ends
+	// (fping -l); Count is then unused. Sweep returns the results so far with ctx's error.
+	Loop bool
 	// Retries and Backoff apply in default mode only: each retry waits Backoff times longer.
 	// Retries < 0 means none; 0 means DefaultRetries; Backoff 0 means DefaultBackoff.
 	Retries int
@@ -66,6 +69,10 @@ type SweepConfig struct {
 	OnResult func(target, probe int, r Result)
 	// OnSendError, if set, receives failed sends (they count as sent and as errors).
 	OnSendError func(target int, err error)
+	// OnWait, if set, is called on Sweep's goroutine each time it is about to wait for outcomes
+	// or for its next send: output that OnResult buffers can be flushed there, so that it
+	// shows at once, yet in a write per burst of outcomes rather than one per outcome.
+	OnWait func()
 }
 
 // SweepResult is the outcome for one target.
@@ -208,7 +215,7 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 				t.due = time.Now()
 				due.push(t)
 			}
-			if c.Count == 0 {
+			if c.Count == 0 && !c.Loop {
 				// Default mode: done on the first reply; otherwise retry with a longer wait.
 				switch {
 				case r.Outcome == Reply:
@@ -253,15 +260,16 @@ func (e *Engine) Sweep(ctx context.Context, dsts []netip.Addr, cfg *SweepConfig)
 			t.open++
 			open++
 		}
+		more := c.Loop || c.Count > 0 && t.sent < c.Count
 		switch {
-		case c.Count > 0 && t.sent < c.Count && c.Window > 0:
+		case more && c.Window > 0:
 			if int(t.open) >= c.Window {
 				t.blocked = true // the next settled probe queues it
 				break
 			}
 			t.due = now
 			due.push(t)
-		case c.Count > 0 && t.sent < c.Count:
+		case more:
 			t.due = now.Add(c.Period)
 			due.push(t)
 		case c.Count == 0 && err != nil && t.sent <= c.Retries:
@@ -394,6 +402,9 @@ loop:
 		}
 		if due.len() > 0 && open+queued < c.MaxInFlight { // else an outcome will wake us
 			timer.Reset(time.Until(later(due.first().due, nextSend)))
+		}
+		if c.OnWait != nil {
+			c.OnWait()
 		}
 		select {
 		case <-ctx.Done():

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -214,4 +215,48 @@ func BenchmarkSweep(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(dsts)*3)/b.Elapsed().Seconds(), "probes/s")
+}
+
+// TestSweepLoop: loop mode probes every target until ctx ends, then returns what it has with
+// ctx's error; no target stops at its first reply, as default mode's would. OnWait comes
+// before outcomes are handed over, and again later.
+func TestSweepLoop(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	dsts := loopbacks(20)
+	const want = 30 // replies per target before the test ends the loop
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := time.AfterFunc(time.Minute, cancel) // a bound, not a pace: the test cancels long before
+	defer stop.Stop()
+	replies := make([]int, len(dsts))
+	done, waits, waitsAtFirst := 0, 0, -1
+	res, err := e.Sweep(ctx, dsts, &SweepConfig{
+		Loop: true, Period: time.Millisecond, Interval: -1, Timeout: 5 * time.Second,
+		// Outcomes are handed over only after Sweep has waited, and it calls OnWait first.
+		OnWait: func() { waits++ },
+		OnResult: func(k, n int, r Result) {
+			if waitsAtFirst < 0 {
+				waitsAtFirst = waits
+			}
+			if r.Dst != dsts[k] || r.Outcome != Reply || n != replies[k] {
+				t.Errorf("target %d probe %d (after %d replies): %+v", k, n, replies[k], r)
+			}
+			if replies[k]++; replies[k] == want {
+				if done++; done == len(dsts) {
+					cancel()
+				}
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sweep ended with %v, want context.Canceled", err)
+	}
+	if waitsAtFirst < 1 || waits <= waitsAtFirst {
+		t.Errorf("OnWait called %d times before the first outcome and %d in all; want it before and after", waitsAtFirst, waits)
+	}
+	for k, r := range res {
+		if r.Summary.Received < want || r.Summary.Sent < r.Summary.Received || !r.Alive {
+			t.Errorf("target %v: %+v", dsts[k], r.Summary)
+		}
+	}
 }
