@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -145,8 +146,10 @@ type fpOptions struct {
 	backoff     float64
 	size        int
 	rate        float64
-	senders     int // 0: chosen from the rate
-	inFlight    int // throughput mode: probes kept in flight per target; 0: paced by -p
+	senders     int           // 0: chosen from the rate
+	inFlight    int           // throughput mode: probes kept in flight per target; 0: paced by -p
+	loop        bool          // -l: probe until interrupted
+	split       time.Duration // -Q: interval summaries this often; 0: none
 	family      int
 	file        string
 	socket      rawsock.Mode
@@ -174,12 +177,14 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.IntVarP(&o.size, "size", "b", probe.DefaultSize, "payload bytes")
 	fs.Float64Var(&o.rate, "rate", 0, "cap on packets per second, all targets together")
 	fs.IntVar(&o.senders, "senders", 0, "goroutines sending at once, each on its own raw socket")
-	fs.IntVar(&o.inFlight, "in-flight", 0, "throughput mode: keep N probes in flight per target (with -c or -C; not -p)")
+	fs.IntVar(&o.inFlight, "in-flight", 0, "throughput mode: keep N probes in flight per target (with -c, -C or -l; not -p)")
 	fs.StringVarP(&o.file, "file", "f", "", "read targets from a file (- for stdin)")
 	fs.BoolP("generate", "g", false, "targets are CIDR prefixes or address ranges")
 	fs.BoolP("ipv4", "4", false, "IPv4 only")
 	fs.BoolP("ipv6", "6", false, "IPv6 only")
 	sock := fs.String("socket", "auto", "socket kind: auto, raw or dgram")
+	fs.BoolVarP(&o.loop, "loop", "l", false, "probe until interrupted, then print the summaries")
+	squiet := fs.Float64P("squiet", "Q", 0, "like -q, and print each target's summary of the last SECS seconds every SECS")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -202,6 +207,15 @@ func parseFping(args []string) (*fpOptions, error) {
 	}
 	if (fs.Changed("count") || fs.Changed("vcount")) && o.count < 1 {
 		return nil, cli.BadArg("count must be at least 1")
+	}
+	if o.loop && o.count > 0 {
+		return nil, cli.BadArg("specify only one of -c, -C and -l")
+	}
+	if fs.Changed("squiet") {
+		if math.IsNaN(*squiet) || *squiet < 0.001 || *squiet > 86400 {
+			return nil, cli.BadArg("invalid -Q value: %v (seconds, 0.001 to 86400)", *squiet)
+		}
+		o.split, o.quiet = time.Duration(*squiet*float64(time.Second)), true
 	}
 	ms := func(name string, v float64, lo float64) (time.Duration, error) {
 		if math.IsNaN(v) || v < lo || v > 3.6e6 {
@@ -245,8 +259,8 @@ func parseFping(args []string) (*fpOptions, error) {
 	switch {
 	case o.inFlight < 0 || o.inFlight > maxInFlight:
 		return nil, cli.BadArg("invalid --in-flight value: %d (1 to %d)", o.inFlight, maxInFlight)
-	case o.inFlight > 0 && o.count == 0:
-		return nil, cli.BadArg("--in-flight needs a count (-c or -C)")
+	case o.inFlight > 0 && o.count == 0 && !o.loop:
+		return nil, cli.BadArg("--in-flight needs -c, -C or -l")
 	case o.inFlight > 0 && fs.Changed("period"):
 		return nil, cli.BadArg("--in-flight and -p exclude each other: the window paces each target")
 	}
@@ -386,10 +400,17 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	// Per-target running figures for the reply lines (fping prints the average and loss so far),
 	// and the -C lists, the only per-probe storage: one block for all targets (target k's are
 	// rtts[k*count:(k+1)*count]), -1 for no reply, and only with -C.
+	// runs hold each target's figures since the start, and since the last -Q summary; mu
+	// guards them, as -Q's summaries are printed from a goroutine of their own.
 	type running struct {
 		sent, recv int
 		sum        time.Duration
+		// -Q: the sent count at the last summary, and the replies since.
+		splitSent, splitRecv int
+		splitMin, splitMax   time.Duration
+		splitSum             time.Duration
 	}
+	var mu sync.Mutex
 	runs := make([]running, len(dsts))
 	var rtts []time.Duration
 	if o.perProbe {
@@ -399,17 +420,27 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 	}
 	aliveSeen := make([]bool, len(dsts))
-	counting := o.count > 0
+	counting := o.count > 0 || o.loop
 	start := time.Now()
 	cfg := &probe.SweepConfig{
-		Count: o.count, Retries: o.retries, Backoff: o.backoff, Interval: o.interval, Rate: o.rate,
+		Count: o.count, Loop: o.loop, Retries: o.retries, Backoff: o.backoff, Interval: o.interval, Rate: o.rate,
 		Period: o.period, Window: o.inFlight, Timeout: o.timeout, Size: o.size,
 		OnSendError: func(k int, err error) {
 			con.errorf("%s: error while sending ping: %s", name(k), syscallText(err))
 		},
 	}
+	// Lines are buffered while outcomes come in a burst and written when the sweep waits, so a
+	// reader of the output (a script, a pipe) gets each line without delay, as fping's
+	// line-buffered stdout gives it, in one write per burst instead of one per line.
+	cfg.OnWait = func() {
+		con.mu.Lock()
+		con.out.Flush()
+		con.mu.Unlock()
+	}
 	// fping counts a probe as sent when it goes out; the reply line's loss uses that count.
 	cfg.OnResult = func(k, n int, r probe.Result) {
+		mu.Lock()
+		defer mu.Unlock()
 		run := &runs[k]
 		if n >= 0 {
 			run.sent = max(run.sent, n+1)
@@ -418,6 +449,12 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		case probe.Reply:
 			run.recv++
 			run.sum += r.RTT
+			if run.splitRecv == 0 || r.RTT < run.splitMin {
+				run.splitMin = r.RTT
+			}
+			run.splitMax = max(run.splitMax, r.RTT)
+			run.splitRecv++
+			run.splitSum += r.RTT
 			if rtts != nil && n >= 0 && n < o.count {
 				rtts[k*o.count+n] = r.RTT
 			}
@@ -464,7 +501,46 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 		}
 	}
+	// -Q: every o.split, each target's figures since the last summary, to stderr as fping does.
+	stopSplits := func() {}
+	if o.split > 0 {
+		tick := time.NewTicker(o.split)
+		quit, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-quit:
+					return
+				case now := <-tick.C:
+					var b strings.Builder
+					b.WriteString(now.Format("[15:04:05]") + "\n")
+					mu.Lock()
+					for k := range runs {
+						run := &runs[k]
+						s := stats.Summary{Sent: uint64(run.sent - run.splitSent), Received: uint64(run.splitRecv), Min: run.splitMin, Max: run.splitMax}
+						if run.splitRecv > 0 {
+							s.Avg = run.splitSum / time.Duration(run.splitRecv)
+						}
+						b.WriteString(fpSummaryLine(pad(k), s) + "\n")
+						run.splitSent, run.splitRecv, run.splitMin, run.splitMax, run.splitSum = run.sent, 0, 0, 0, 0
+					}
+					mu.Unlock()
+					con.mu.Lock()
+					con.out.Flush() // reply lines before the summary that counts them
+					io.WriteString(stderr, b.String())
+					con.mu.Unlock()
+				}
+			}
+		}()
+		stopSplits = func() {
+			tick.Stop()
+			close(quit)
+			<-done
+		}
+	}
 	results, err := e.Sweep(ctx, dsts, cfg)
+	stopSplits()
 	elapsed := time.Since(start)
 	if results == nil {
 		con.errorf("%v", err)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +342,99 @@ func TestFpingHelp(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestLabFpingLoop: -l probes until SIGINT and then prints the summaries; -Q adds each target's
+// summary of the last interval, every interval. gping's lines have the shape of fping's, run
+// the same way in the same place; the summaries count what was sent and answered.
+func TestLabFpingLoop(t *testing.T) {
+	fping := cmdtest.NeedTool(t, "fping")
+	c := fpingLab(t)
+	targets := []string{c.TargetAddr4.String(), c.TargetAddr6.String(), c.RouterAddr4[0].String()}
+	// run starts bin, reads stderr until it has shown `splits` interval summaries (or stdout
+	// until 3 reply lines per target, without -Q), then interrupts it and returns both outputs.
+	run := func(t *testing.T, bin string, splits int, args ...string) (stdout, stderr string, code int) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := c.Host.Exec(ctx, bin, append(args, targets...)...)
+		errPipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		outPipe := cmdtest.Start(t, cmd)
+		var out, errOut strings.Builder
+		outDone, errDone := make(chan struct{}), make(chan struct{})
+		enough := make(chan struct{}, 2)
+		go func() {
+			defer close(outDone)
+			sc := bufio.NewScanner(outPipe)
+			for n := 0; sc.Scan(); {
+				out.WriteString(sc.Text() + "\n")
+				if n++; splits == 0 && n == 3*len(targets) {
+					enough <- struct{}{}
+				}
+			}
+		}()
+		go func() {
+			defer close(errDone)
+			sc := bufio.NewScanner(errPipe)
+			for n := 0; sc.Scan(); {
+				errOut.WriteString(sc.Text() + "\n")
+				if strings.HasPrefix(sc.Text(), "[") {
+					if n++; n == splits {
+						enough <- struct{}{}
+					}
+				}
+			}
+		}()
+		// fping's output is line-buffered: each line can be read as soon as it is made. A
+		// tool that held its lines in a buffer would show them only when it filled.
+		select {
+		case <-enough:
+		case <-time.After(5 * time.Second):
+			t.Errorf("%s: not enough lines after 5 s of 20 ms periods: held in a buffer?", bin)
+		}
+		cmd.Process.Signal(os.Interrupt)
+		<-outDone
+		<-errDone
+		cmd.Wait()
+		return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
+	}
+	for _, tc := range []struct {
+		name   string
+		splits int
+		args   []string
+	}{
+		{"loop", 0, []string{"-l", "-p", "20"}},
+		{"interval summaries", 2, []string{"-l", "-p", "20", "-Q", "0.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours, ourErr, code := run(t, gpingBin, tc.splits, tc.args...)
+			theirs, theirErr, fcode := run(t, fping, tc.splits, tc.args...)
+			if code != fcode || code != fpExitOK {
+				t.Errorf("exit gping %d, fping %d, want %d\n%s%s", code, fcode, fpExitOK, ours, ourErr)
+			}
+			sameLines(t, "stdout", ours, theirs)
+			sameLines(t, "stderr", ourErr, theirErr)
+			// The final summaries count every reply line.
+			for _, tgt := range targets {
+				replies := strings.Count(ours, tgt+" ")
+				m := regexp.MustCompile(regexp.QuoteMeta(tgt)+` +: xmt/rcv/%loss = (\d+)/(\d+)/`).FindAllStringSubmatch(ourErr, -1)
+				if len(m) == 0 {
+					t.Fatalf("no summary for %s:\n%s", tgt, ourErr)
+				}
+				last := m[len(m)-1]
+				if tc.splits == 0 && (last[2] != strconv.Itoa(replies) || last[1] < last[2]) {
+					t.Errorf("%s: summary %s/%s, %d reply lines", tgt, last[1], last[2], replies)
+				}
+				if tc.splits > 0 && len(m) < tc.splits+1 {
+					t.Errorf("%s: %d summaries, want %d intervals and the final one:\n%s", tgt, len(m), tc.splits, ourErr)
+				}
+			}
+		})
+	}
+	if _, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-l", "-c", "3", targets[0], targets[1]); code != fpExitUsage || !strings.Contains(errOut, "-l") {
+		t.Errorf("-l -c: exit %d, %s", code, errOut)
 	}
 }
