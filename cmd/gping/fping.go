@@ -399,9 +399,8 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// Per-target running figures for the reply lines (fping prints the average and loss so far),
 	// and the -C lists, the only per-probe storage: one block for all targets (target k's are
-	// rtts[k*count:(k+1)*count]), -1 for no reply, and only with -C.
-	// runs hold each target's figures since the start, and since the last -Q summary; mu
-	// guards them, as -Q's summaries are printed from a goroutine of their own.
+	// rtts[k*count:(k+1)*count]), -1 for no reply, and only with -C. mu guards runs, as -Q's
+	// summaries are printed from a goroutine of their own.
 	type running struct {
 		sent, recv int
 		sum        time.Duration
