@@ -436,8 +436,8 @@ func (e *Engine) Start(r Request) (uint64, error) {
 }
 
 // StartBatch is Start for many probes at once: it registers them all under one lock and sends
-// each family's several to a system call (sendmmsg, stampChunk at a time, or the whole batch
-// with several senders), where Start makes one per probe. seqs[i] and errs[i] receive what
+// each family's several to a system call (sendmmsg, stampChunk at a time; one at a time in a
+// batch of up to 2*stampChunk), where Start makes one per probe. seqs[i] and errs[i] receive what
 // Start would have returned for reqs[i]; both must be at least as long as reqs. Probes of one
 // family leave in the order given.
 func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
@@ -466,19 +466,25 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		b.items = append(b.items, batchItem{req: i, dst: dst, timeout: timeout, fam: uint8(fi)})
 	}
 	for fi := range b.stamps {
-		if chunks := (count[fi] + stampChunk - 1) / stampChunk; len(b.stamps[fi]) < chunks {
+		b.chunk[fi] = stampChunk
+		if count[fi] <= 2*stampChunk {
+			// A batch this small is paced, not pressed for CPU (a full-speed sweep hands
+			// over 64): each probe gets its own call and its own send time.
+			b.chunk[fi] = 1
+		}
+		if chunks := (count[fi] + b.chunk[fi] - 1) / b.chunk[fi]; len(b.stamps[fi]) < chunks {
 			b.stamps[fi] = make([]atomic.Int64, chunks)
 		}
 	}
 	// The k-th probe of a family registered here is that family's k-th message, and it
-	// leaves with chunk k/stampChunk.
+	// leaves with chunk k/b.chunk.
 	var pos [2]int
 	e.mu.Lock()
 	for i := range b.items {
 		it := &b.items[i]
 		seqs[it.req], it.h, errs[it.req] = e.register(it.dst, it.timeout, &reqs[it.req])
 		if errs[it.req] == nil {
-			e.ent(it.h).stamp = &b.stamps[it.fam][pos[it.fam]/stampChunk]
+			e.ent(it.h).stamp = &b.stamps[it.fam][pos[it.fam]/b.chunk[it.fam]]
 			pos[it.fam]++
 		}
 	}
@@ -515,9 +521,10 @@ func (e *Engine) StartBatch(reqs []Request, seqs []uint64, errs []error) {
 		for off := 0; off < len(msgs); {
 			// Chunks stay aligned after a failed message; its chunk keeps the time
 			// read before its first message.
-			end := min((off/stampChunk+1)*stampChunk, len(msgs))
-			if off%stampChunk == 0 {
-				b.stamps[fi][off/stampChunk].Store(int64(time.Since(e.epoch)))
+			chunk := b.chunk[fi]
+			end := min((off/chunk+1)*chunk, len(msgs))
+			if off%chunk == 0 {
+				b.stamps[fi][off/chunk].Store(int64(time.Since(e.epoch)))
 			}
 			n, err := conn.WriteBatch(msgs[off:end])
 			e.counters.sent.Add(uint64(n))
@@ -546,6 +553,7 @@ type batch struct {
 	idx     [2][]int // the request of each message
 	hs      [2][]sentProbe
 	stamps  [2][]atomic.Int64 // each chunk's send time, 0 until it is sent
+	chunk   [2]int            // probes per chunk
 	payload []byte
 }
 
@@ -569,7 +577,8 @@ type sentProbe struct {
 // each packet's answer is made inside the sending call, a 64-probe call takes 0.3 ms, which the
 // last probes' RTTs would include if their send time were read then. 10,000 targets x 3 on the
 // lab's fan, mean RTT: 0.214 ms with one send time per 64 probes, 0.028 ms per 8 for the same
-// CPU, 0.016 ms per 4 for 8% more; fping, which sends one probe per call, 0.005 ms.
+// CPU, 0.016 ms per 4 for 8% more; fping, which sends one probe per call, 0.005 ms. Paced at
+// -i 0.1, whose batches are about 10 probes sent one per call: 0.008 ms, fping 0.009.
 const stampChunk = 8
 
 // settleStamps writes each probe's chunk send time into its entry once the batch has gone out.
@@ -581,7 +590,7 @@ func (e *Engine) settleStamps(b *batch) {
 	if !e.closed { // else the slab is gone
 		for fi := range b.hs {
 			for k, p := range b.hs[fi] {
-				st := &b.stamps[fi][k/stampChunk]
+				st := &b.stamps[fi][k/b.chunk[fi]]
 				// The slot may have been freed, or reused, if the probe's Timeout was
 				// shorter than the batch took.
 				if ent := e.ent(p.h); ent.seq == p.seq && ent.stamp == st {

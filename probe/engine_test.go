@@ -467,43 +467,16 @@ func TestNextWant(t *testing.T) {
 // TestStartBatchStamps: a batch leaves in chunks of stampChunk probes, and each probe's send
 // time is read just before its chunk's call, not once for the whole batch: all probes of a
 // chunk share a send time, and each chunk's is later than the one before. So with several
-// senders, whose stamps do not take the engine's lock.
+// senders, whose stamps do not take the engine's lock. A small batch sends (and stamps) each
+// probe alone.
 func TestStartBatchStamps(t *testing.T) {
 	check := func(t *testing.T, e *Engine, dst netip.Addr) {
-		const n = 3*stampChunk + 1
-		results := make(chan Result, n)
-		reqs := make([]Request, n)
-		for i := range reqs {
-			reqs[i] = Request{Dst: dst, Size: 56, Timeout: 5 * time.Second, OnResult: func(r Result) { results <- r }}
-		}
-		seqs, errs := make([]uint64, n), make([]error, n)
-		e.StartBatch(reqs, seqs, errs)
-		sent := map[uint64]time.Time{}
-		for range n {
-			r := <-results
-			if r.Outcome != Reply {
-				t.Fatalf("%+v", r)
+		for _, n := range []int{3*stampChunk + 1, 2 * stampChunk} {
+			chunk := stampChunk
+			if n <= 2*stampChunk {
+				chunk = 1
 			}
-			sent[r.Seq] = r.Sent
-		}
-		for i := 1; i < n; i++ {
-			if errs[i] != nil {
-				t.Fatal(errs[i])
-			}
-			prev, cur := sent[seqs[i-1]], sent[seqs[i]]
-			if i%stampChunk == 0 && !cur.After(prev) {
-				t.Errorf("probe %d opens a chunk but was stamped %v, not after probe %d's %v", i, cur, i-1, prev)
-			}
-			if i%stampChunk != 0 && !cur.Equal(prev) {
-				t.Errorf("probes %d and %d share a chunk but were stamped %v and %v", i-1, i, prev, cur)
-			}
-		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, seq := range seqs {
-			if h, ok := e.pending.get(keyOf(dst.Unmap(), uint16(seq))); ok && e.ent(h).stamp != nil {
-				t.Errorf("probe %d still points at its batch's stamps after StartBatch", seq)
-			}
+			checkBatch(t, e, dst, n, chunk)
 		}
 	}
 	for _, m := range matrix {
@@ -519,4 +492,44 @@ func TestStartBatchStamps(t *testing.T) {
 		}
 		check(t, e, lo4)
 	})
+}
+
+// checkBatch sends n probes to dst with one StartBatch and checks that they were stamped chunk
+// by chunk.
+func checkBatch(t *testing.T, e *Engine, dst netip.Addr, n, chunk int) {
+	t.Helper()
+	results := make(chan Result, n)
+	reqs := make([]Request, n)
+	for i := range reqs {
+		reqs[i] = Request{Dst: dst, Size: 56, Timeout: 5 * time.Second, OnResult: func(r Result) { results <- r }}
+	}
+	seqs, errs := make([]uint64, n), make([]error, n)
+	e.StartBatch(reqs, seqs, errs)
+	sent := map[uint64]time.Time{}
+	for range n {
+		r := <-results
+		if r.Outcome != Reply {
+			t.Fatalf("%+v", r)
+		}
+		sent[r.Seq] = r.Sent
+	}
+	for i := 1; i < n; i++ {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		prev, cur := sent[seqs[i-1]], sent[seqs[i]]
+		if i%chunk == 0 && !cur.After(prev) {
+			t.Errorf("batch of %d: probe %d opens a chunk but was stamped %v, not after probe %d's %v", n, i, cur, i-1, prev)
+		}
+		if i%chunk != 0 && !cur.Equal(prev) {
+			t.Errorf("batch of %d: probes %d and %d share a chunk but were stamped %v and %v", n, i-1, i, prev, cur)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, seq := range seqs {
+		if h, ok := e.pending.get(keyOf(dst.Unmap(), uint16(seq))); ok && e.ent(h).stamp != nil {
+			t.Errorf("probe %d still points at its batch's stamps after StartBatch", seq)
+		}
+	}
 }
