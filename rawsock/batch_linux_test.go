@@ -22,6 +22,21 @@ func newBatch(n int) ([][]byte, []Packet) {
 	return bufs, make([]Packet, n)
 }
 
+// readBatchUntil reads batches from c into bufs and pkts and hands each packet to each, until
+// got holds want sequences; more than 2*want calls fail the test.
+func readBatchUntil(t testing.TB, c *Conn, bufs [][]byte, pkts []Packet, want int, got map[uint16]bool, each func(p *Packet)) {
+	t.Helper()
+	for calls := 0; len(got) < want; calls++ {
+		if calls > 2*want {
+			t.Fatalf("%d calls, got %v", calls, got)
+		}
+		n := readBatchWithin(t, c, bufs, pkts)
+		for i := range n {
+			each(&pkts[i])
+		}
+	}
+}
+
 // readBatchWithin reads one batch, failing the test (and closing c) if nothing arrives in time.
 func readBatchWithin(t testing.TB, c *Conn, bufs [][]byte, pkts []Packet) int {
 	t.Helper()
@@ -107,60 +122,48 @@ func TestReadBatchLoopback(t *testing.T) {
 // sockets, from the error queue on datagram sockets), among the replies.
 func TestReadBatchRouted(t *testing.T) {
 	lab := newRoutedLab(t)
-	for _, f := range families {
-		for _, m := range modes {
-			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, pr := lab.open(t, f, m)
-				bufs, pkts := newBatch(8)
-				sends := []struct {
-					seq uint16
-					ttl int
-				}{{1, 1}, {2, 0}, {3, 1}, {4, 0}}
-				for _, s := range sends {
-					var opt *WriteOptions
-					if s.ttl > 0 {
-						opt = &WriteOptions{TTL: s.ttl}
-					}
-					if err := pr.send(lab.far[f], s.seq, opt); err != nil {
-						t.Fatalf("WriteTo seq %d: %v", s.seq, err)
-					}
-				}
-				got := map[uint16]bool{}
-				for calls := 0; len(got) < len(sends); calls++ {
-					if calls > 2*len(sends) {
-						t.Fatalf("%d calls, got %v", calls, got)
-					}
-					n := readBatchWithin(t, c, bufs, pkts)
-					for i := range n {
-						p := &pkts[i]
-						switch {
-						case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
-							_, _, seq, _ := echoFields(p.Data)
-							if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != lab.far[f] || p.TTL != 63 {
-								t.Errorf("reply % x from %v TTL %d, want ours from %v TTL 63", p.Data, p.Src, p.TTL, lab.far[f])
-							}
-							if seq != 2 && seq != 4 {
-								t.Errorf("reply to seq %d, which had TTL 1", seq)
-							}
-							got[seq] = true
-						default:
-							seq := uint16(1)
-							if m == Privileged {
-								_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
-							} else if p.Err != nil {
-								_, _, seq, _ = echoFields(p.Data)
-							}
-							if seq != 1 && seq != 3 {
-								t.Fatalf("error packet about seq %d (% x, Err %+v), want 1 or 3", seq, p.Data, p.Err)
-							}
-							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
-							got[seq] = true
-						}
-					}
-				}
-			})
+	lab.each(t, func(t *testing.T, f icmp.Family, m Mode, c *Conn, pr *prober) {
+		bufs, pkts := newBatch(8)
+		sends := []struct {
+			seq uint16
+			ttl int
+		}{{1, 1}, {2, 0}, {3, 1}, {4, 0}}
+		for _, s := range sends {
+			var opt *WriteOptions
+			if s.ttl > 0 {
+				opt = &WriteOptions{TTL: s.ttl}
+			}
+			if err := pr.send(lab.far[f], s.seq, opt); err != nil {
+				t.Fatalf("WriteTo seq %d: %v", s.seq, err)
+			}
 		}
-	}
+		got := map[uint16]bool{}
+		readBatchUntil(t, c, bufs, pkts, len(sends), got, func(p *Packet) {
+			switch {
+			case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
+				_, _, seq, _ := echoFields(p.Data)
+				if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != lab.far[f] || p.TTL != 63 {
+					t.Errorf("reply % x from %v TTL %d, want ours from %v TTL 63", p.Data, p.Src, p.TTL, lab.far[f])
+				}
+				if seq != 2 && seq != 4 {
+					t.Errorf("reply to seq %d, which had TTL 1", seq)
+				}
+				got[seq] = true
+			default:
+				seq := uint16(1)
+				if m == Privileged {
+					_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
+				} else if p.Err != nil {
+					_, _, seq, _ = echoFields(p.Data)
+				}
+				if seq != 1 && seq != 3 {
+					t.Fatalf("error packet about seq %d (% x, Err %+v), want 1 or 3", seq, p.Data, p.Err)
+				}
+				checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+				got[seq] = true
+			}
+		})
+	})
 }
 
 // TestReadBatchAllocs: after the first call, a write and a batched read allocate nothing.
@@ -248,79 +251,67 @@ func (pr *prober) echoMsg(dst netip.Addr, seq uint16, ttl int) Message {
 // invalid one likewise, and the rest go out when the caller resumes after them.
 func TestWriteBatchRouted(t *testing.T) {
 	lab := newRoutedLab(t)
-	for _, f := range families {
-		for _, m := range modes {
-			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, pr := lab.open(t, f, m)
-				other := loopback(icmp.IPv4)
-				if f == icmp.IPv4 {
-					other = loopback(icmp.IPv6)
-				}
-				msgs := []Message{
-					pr.echoMsg(lab.far[f], 1, 1),          // expires at the router
-					pr.echoMsg(lab.far[f], 2, 0),          // answered, one router away
-					pr.echoMsg(lab.localUnreach[f], 3, 0), // no route in the host
-					pr.echoMsg(other, 4, 0),               // the wrong family
-					pr.echoMsg(lab.router[f], 5, 0),       // answered by the router
-					pr.echoMsg(lab.far[f], 6, 64),
-				}
-				n, err := c.WriteBatch(msgs)
-				var oe *net.OpError
-				if n != 2 || !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
-					t.Fatalf("WriteBatch = %d, %v; want 2 and a *net.OpError wrapping EHOSTUNREACH", n, err)
-				}
-				if oe.Addr == nil || oe.Addr.String() != lab.localUnreach[f].String() {
-					t.Errorf("error names %v, want the unroutable %v", oe.Addr, lab.localUnreach[f])
-				}
-				if n, err = c.WriteBatch(msgs[3:]); n != 0 || !errors.Is(err, ErrInvalidAddr) {
-					t.Fatalf("WriteBatch from the wrong-family message = %d, %v; want 0, ErrInvalidAddr", n, err)
-				}
-				if n, err = c.WriteBatch(msgs[4:]); n != 2 || err != nil {
-					t.Fatalf("WriteBatch of the rest = %d, %v; want 2, nil", n, err)
-				}
-				for i := range msgs {
-					msgs[i].Data[0] = 0xff // WriteBatch keeps no reference: the packets are gone
-				}
-				bufs, pkts := newBatch(8)
-				want := map[uint16]bool{1: true, 2: true, 5: true, 6: true}
-				got := map[uint16]bool{}
-				for calls := 0; len(got) < len(want); calls++ {
-					if calls > 2*len(want) {
-						t.Fatalf("%d calls, got %v", calls, got)
-					}
-					n := readBatchWithin(t, c, bufs, pkts)
-					for i := range n {
-						p := &pkts[i]
-						var seq uint16
-						switch {
-						case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
-							_, _, seq, _ = echoFields(p.Data)
-							wantFrom, wantTTL := lab.far[f], 63
-							if seq == 5 {
-								wantFrom, wantTTL = lab.router[f], 64
-							}
-							if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != wantFrom || p.TTL != wantTTL {
-								t.Errorf("reply seq %d from %v TTL %d, want ours from %v TTL %d", seq, p.Src, p.TTL, wantFrom, wantTTL)
-							}
-						case m == Privileged:
-							_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
-							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
-						case p.Err != nil:
-							_, _, seq, _ = echoFields(p.Data)
-							checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
-						}
-						if !want[seq] || got[seq] {
-							t.Fatalf("packet about seq %d (% x, Err %+v): want each of %v once", seq, p.Data, p.Err, want)
-						}
-						got[seq] = true
-					}
-				}
-				if seq1 := got[1]; !seq1 {
-					t.Error("no time exceeded for the TTL 1 message")
-				}
-			})
+	lab.each(t, func(t *testing.T, f icmp.Family, m Mode, c *Conn, pr *prober) {
+		other := loopback(icmp.IPv4)
+		if f == icmp.IPv4 {
+			other = loopback(icmp.IPv6)
 		}
-	}
+		msgs := []Message{
+			pr.echoMsg(lab.far[f], 1, 1),          // expires at the router
+			pr.echoMsg(lab.far[f], 2, 0),          // answered, one router away
+			pr.echoMsg(lab.localUnreach[f], 3, 0), // no route in the host
+			pr.echoMsg(other, 4, 0),               // the wrong family
+			pr.echoMsg(lab.router[f], 5, 0),       // answered by the router
+			pr.echoMsg(lab.far[f], 6, 64),
+		}
+		n, err := c.WriteBatch(msgs)
+		var oe *net.OpError
+		if n != 2 || !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
+			t.Fatalf("WriteBatch = %d, %v; want 2 and a *net.OpError wrapping EHOSTUNREACH", n, err)
+		}
+		if oe.Addr == nil || oe.Addr.String() != lab.localUnreach[f].String() {
+			t.Errorf("error names %v, want the unroutable %v", oe.Addr, lab.localUnreach[f])
+		}
+		if n, err = c.WriteBatch(msgs[3:]); n != 0 || !errors.Is(err, ErrInvalidAddr) {
+			t.Fatalf("WriteBatch from the wrong-family message = %d, %v; want 0, ErrInvalidAddr", n, err)
+		}
+		if n, err = c.WriteBatch(msgs[4:]); n != 2 || err != nil {
+			t.Fatalf("WriteBatch of the rest = %d, %v; want 2, nil", n, err)
+		}
+		for i := range msgs {
+			msgs[i].Data[0] = 0xff // WriteBatch keeps no reference: the packets are gone
+		}
+		bufs, pkts := newBatch(8)
+		want := map[uint16]bool{1: true, 2: true, 5: true, 6: true}
+		got := map[uint16]bool{}
+		readBatchUntil(t, c, bufs, pkts, len(want), got, func(p *Packet) {
+			var seq uint16
+			switch {
+			case p.Err == nil && len(p.Data) > 0 && p.Data[0] == f.EchoReplyType():
+				_, _, seq, _ = echoFields(p.Data)
+				wantFrom, wantTTL := lab.far[f], 63
+				if seq == 5 {
+					wantFrom, wantTTL = lab.router[f], 64
+				}
+				if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || p.Src != wantFrom || p.TTL != wantTTL {
+					t.Errorf("reply seq %d from %v TTL %d, want ours from %v TTL %d", seq, p.Src, p.TTL, wantFrom, wantTTL)
+				}
+			case m == Privileged:
+				_, _, seq, _ = echoFields(quotedEcho(f, p.Data))
+				checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+			case p.Err != nil:
+				_, _, seq, _ = echoFields(p.Data)
+				checkICMPError(t, pr, p, timeExceededType(f), lab.router[f], seq)
+			}
+			if !want[seq] || got[seq] {
+				t.Fatalf("packet about seq %d (% x, Err %+v): want each of %v once", seq, p.Data, p.Err, want)
+			}
+			got[seq] = true
+		})
+		if seq1 := got[1]; !seq1 {
+			t.Error("no time exceeded for the TTL 1 message")
+		}
+	})
 }
 
 // TestWriteBatchStaleError: as TestStaleErrorDoesNotEatSend for WriteBatch. The pending error
@@ -336,23 +327,16 @@ func TestWriteBatchStaleError(t *testing.T) {
 			}
 			bufs, pkts := newBatch(4)
 			got := map[uint16]bool{}
-			for calls := 0; len(got) < 3; calls++ {
-				if calls > 6 {
-					t.Fatalf("%d calls, got %v", calls, got)
+			readBatchUntil(t, c, bufs, pkts, 3, got, func(p *Packet) {
+				_, _, seq, _ := echoFields(p.Data)
+				switch {
+				case p.Err != nil && p.Err.Type == timeExceededType(f) && seq == 1:
+				case p.Err == nil && (seq == 2 || seq == 3) && pr.isOurEcho(p.Data, f.EchoReplyType(), seq):
+				default:
+					t.Fatalf("unexpected packet % x (Err %+v)", p.Data, p.Err)
 				}
-				n := readBatchWithin(t, c, bufs, pkts)
-				for i := range n {
-					p := &pkts[i]
-					_, _, seq, _ := echoFields(p.Data)
-					switch {
-					case p.Err != nil && p.Err.Type == timeExceededType(f) && seq == 1:
-					case p.Err == nil && (seq == 2 || seq == 3) && pr.isOurEcho(p.Data, f.EchoReplyType(), seq):
-					default:
-						t.Fatalf("unexpected packet % x (Err %+v)", p.Data, p.Err)
-					}
-					got[seq] = true
-				}
-			}
+				got[seq] = true
+			})
 		})
 	}
 }

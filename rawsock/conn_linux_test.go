@@ -357,57 +357,52 @@ func checkICMPError(t *testing.T, pr *prober, p *Packet, typ uint8, router netip
 
 func TestRouted(t *testing.T) {
 	lab := newRoutedLab(t)
-	for _, f := range families {
-		for _, m := range modes {
-			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
-				c, pr := lab.open(t, f, m)
-				var p Packet
+	lab.each(t, func(t *testing.T, f icmp.Family, m Mode, c *Conn, pr *prober) {
+		var p Packet
 
-				// TTL 1 expires at the router.
-				if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
-					t.Fatalf("WriteTo TTL 1: %v", err)
-				}
-				readWithin(t, c, pr.buf, &p)
-				checkICMPError(t, pr, &p, timeExceededType(f), lab.router[f], 1)
-
-				// The TTL was for that packet only: the next one reaches the far host, and its
-				// reply crossed one router.
-				if err := pr.send(lab.far[f], 2, nil); err != nil {
-					t.Fatalf("WriteTo: %v", err)
-				}
-				readWithin(t, c, pr.buf, &p)
-				if p.Err != nil || !pr.isOurEcho(p.Data, f.EchoReplyType(), 2) || p.Src != lab.far[f] {
-					t.Fatalf("got %v % x (Err %+v), want our echo reply seq 2 from %v", p.Src, p.Data, p.Err, lab.far[f])
-				}
-				if p.TTL != 63 {
-					t.Errorf("reply TTL = %d, want 63 (64 minus one router)", p.TTL)
-				}
-
-				// Unresolvable behind the router: an ICMP destination unreachable comes back.
-				if err := pr.send(lab.remoteUnreach[f], 3, nil); err != nil {
-					t.Fatalf("WriteTo: %v", err)
-				}
-				readWithin(t, c, pr.buf, &p)
-				checkICMPError(t, pr, &p, unreachableType(f), lab.router[f], 3)
-
-				// Unreachable in the host: the write itself fails.
-				err := pr.send(lab.localUnreach[f], 4, nil)
-				var oe *net.OpError
-				if !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
-					t.Errorf("WriteTo through an unreachable route: %v, want a *net.OpError wrapping EHOSTUNREACH", err)
-				}
-
-				// The socket still works.
-				if err := pr.send(lab.router[f], 5, nil); err != nil {
-					t.Fatalf("WriteTo: %v", err)
-				}
-				readWithin(t, c, pr.buf, &p)
-				if !pr.isOurEcho(p.Data, f.EchoReplyType(), 5) || p.Src != lab.router[f] || p.TTL != 64 {
-					t.Fatalf("got %v TTL %d % x, want our echo reply seq 5 from %v with TTL 64", p.Src, p.TTL, p.Data, lab.router[f])
-				}
-			})
+		// TTL 1 expires at the router.
+		if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
+			t.Fatalf("WriteTo TTL 1: %v", err)
 		}
-	}
+		readWithin(t, c, pr.buf, &p)
+		checkICMPError(t, pr, &p, timeExceededType(f), lab.router[f], 1)
+
+		// The TTL was for that packet only: the next one reaches the far host, and its
+		// reply crossed one router.
+		if err := pr.send(lab.far[f], 2, nil); err != nil {
+			t.Fatalf("WriteTo: %v", err)
+		}
+		readWithin(t, c, pr.buf, &p)
+		if p.Err != nil || !pr.isOurEcho(p.Data, f.EchoReplyType(), 2) || p.Src != lab.far[f] {
+			t.Fatalf("got %v % x (Err %+v), want our echo reply seq 2 from %v", p.Src, p.Data, p.Err, lab.far[f])
+		}
+		if p.TTL != 63 {
+			t.Errorf("reply TTL = %d, want 63 (64 minus one router)", p.TTL)
+		}
+
+		// Unresolvable behind the router: an ICMP destination unreachable comes back.
+		if err := pr.send(lab.remoteUnreach[f], 3, nil); err != nil {
+			t.Fatalf("WriteTo: %v", err)
+		}
+		readWithin(t, c, pr.buf, &p)
+		checkICMPError(t, pr, &p, unreachableType(f), lab.router[f], 3)
+
+		// Unreachable in the host: the write itself fails.
+		err := pr.send(lab.localUnreach[f], 4, nil)
+		var oe *net.OpError
+		if !errors.Is(err, syscall.EHOSTUNREACH) || !errors.As(err, &oe) {
+			t.Errorf("WriteTo through an unreachable route: %v, want a *net.OpError wrapping EHOSTUNREACH", err)
+		}
+
+		// The socket still works.
+		if err := pr.send(lab.router[f], 5, nil); err != nil {
+			t.Fatalf("WriteTo: %v", err)
+		}
+		readWithin(t, c, pr.buf, &p)
+		if !pr.isOurEcho(p.Data, f.EchoReplyType(), 5) || p.Src != lab.router[f] || p.TTL != 64 {
+			t.Fatalf("got %v TTL %d % x, want our echo reply seq 5 from %v with TTL 64", p.Src, p.TTL, p.Data, lab.router[f])
+		}
+	})
 }
 
 // TestPMTUDo: with PMTUDo a datagram socket refuses, locally, a packet larger than the route
@@ -653,6 +648,18 @@ func BenchmarkEchoLoopback(b *testing.B) {
 }
 
 // open opens a socket of family f and mode m in the lab's host, and a prober on it.
+// each runs fn as a subtest for every family and mode, on a socket of its own in the lab.
+func (lab *routedLab) each(t *testing.T, fn func(t *testing.T, f icmp.Family, m Mode, c *Conn, pr *prober)) {
+	for _, f := range families {
+		for _, m := range modes {
+			t.Run(f.String()+"/"+m.String(), func(t *testing.T) {
+				c, pr := lab.open(t, f, m)
+				fn(t, f, m, c, pr)
+			})
+		}
+	}
+}
+
 func (lab *routedLab) open(t *testing.T, f icmp.Family, m Mode) (*Conn, *prober) {
 	t.Helper()
 	c, err := listenIn(t, lab.host, f, &Config{Mode: m})
