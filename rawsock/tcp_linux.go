@@ -203,16 +203,14 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 		return nil, fail(err)
 	}
 
-	file := os.NewFile(uintptr(fd), "rawsock:"+netw)
-	rc, rerr := file.SyscallConn()
-	if rerr != nil {
-		file.Close()
-		return nil, fail(rerr) // err stays nil: file.Close closed fd
+	fc, err := newFDConn(fd)
+	if err != nil {
+		return nil, fail(err)
 	}
 	c := new(TCPRawConn)
 	cn := &c.conn
 	cn.family, cn.mode, cn.local = f, Privileged, cfg.Source
-	cn.sys.init(file, rc, netw, false)
+	cn.sys.init(fc, netw, false)
 	return c, nil
 }
 
