@@ -1,6 +1,7 @@
 package rawsock
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -21,7 +22,8 @@ import (
 // with its fd in the poller against 140,000 without. A call that would block here adds the fd
 // to an epoll set of its own, which the runtime poller watches, waits there without holding a
 // thread, and takes the fd out again: a busy socket pays three system calls per wait instead
-// of two callbacks per packet.
+// of two callbacks per packet. On one P, WriteBatch also keeps the fd out of a waiting reader's
+// set while it sends (waiter.hush).
 //
 // Blocking in poll(2) instead would be cheaper still, but the thread would keep its P until the
 // runtime's monitor took it, up to 10 ms later: with GOMAXPROCS 1 a flood stalled.
@@ -44,21 +46,33 @@ type waiter struct {
 	fn   func(uintptr) bool // ready, bound once
 	ev   [1]unix.EpollEvent
 	errn syscall.Errno
+
+	// kick, for rd only (else -1), is an eventfd in the set for good: the end of a quiet
+	// send writes it to wake a call waiting without the socket in the set.
+	kick int
+	// smu guards the fields below, which quiet sends change while a call waits.
+	smu     sync.Mutex
+	quiet   int  // quiet sends in progress: the socket stays out of the set
+	waiting bool // a call waits, or is about to
+	in      bool // the socket is in the set
+	kicked  bool // kick is written and not yet read
 }
 
 func newFDConn(fd int) (*fdConn, error) {
 	c := &fdConn{fd: fd}
-	if err := c.rd.init(); err != nil {
+	if err := c.rd.init(true); err != nil {
 		return nil, err
 	}
-	if err := c.wr.init(); err != nil {
-		c.rd.ep.Close()
+	if err := c.wr.init(false); err != nil {
+		c.rd.close()
+		c.rd.closeKick()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (w *waiter) init() error {
+func (w *waiter) init(kick bool) error {
+	w.kick = -1
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("epoll_create1", err)
@@ -75,7 +89,29 @@ func (w *waiter) init() error {
 		return err
 	}
 	w.fn = w.ready
+	if kick {
+		if w.kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			w.ep.Close()
+			return os.NewSyscallError("eventfd", err)
+		}
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.kick)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, w.kick, &ev); err != nil {
+			w.close()
+			w.closeKick()
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+	}
 	return nil
+}
+
+// close closes the set, which wakes the call waiting in it. The kick is closed apart, by
+// closeKick, once no call can write it.
+func (w *waiter) close() { w.ep.Close() }
+
+func (w *waiter) closeKick() {
+	if w.kick >= 0 {
+		unix.Close(w.kick)
+	}
 }
 
 // ready runs inside the epoll file's RawConn.Read: it reports whether the set has a ready
@@ -94,30 +130,89 @@ func (w *waiter) ready(ep uintptr) bool {
 	}
 }
 
-// wait returns when fd is ready for events, or may be. The epoll calls go through the file's
-// Control, which fails once Close has closed it.
-func (w *waiter) wait(fd int, events uint32) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+// ctl adds the socket fd to the set, or takes it out; w.smu is held. It goes through the
+// file's Control, which fails once Close has closed the set.
+func (w *waiter) ctl(add bool, fd int, events uint32) error {
 	var cerr error
-	if err := w.rc.Control(func(ep uintptr) { cerr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev) }); err != nil {
+	err := w.rc.Control(func(ep uintptr) {
+		if add {
+			ev := unix.EpollEvent{Events: events, Fd: int32(fd)}
+			cerr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_ADD, fd, &ev)
+		} else {
+			cerr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, fd, nil)
+		}
+	})
+	if err != nil {
 		return err
 	}
 	if cerr != nil {
 		return os.NewSyscallError("epoll_ctl", cerr)
 	}
-	w.errn = 0
-	err := w.rc.Read(w.fn)
-	if err == nil && w.errn != 0 {
-		err = os.NewSyscallError("epoll_wait", w.errn)
+	w.in = add
+	return nil
+}
+
+// wait returns when fd is ready for events, or may be: the caller looks again.
+func (w *waiter) wait(fd int, events uint32) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.smu.Lock()
+	w.waiting = true
+	var err error
+	if w.quiet == 0 {
+		err = w.ctl(true, fd, events)
 	}
-	// Once Close has closed the set, the fd has left it with it.
-	cerr = nil
-	if w.rc.Control(func(ep uintptr) { cerr = unix.EpollCtl(int(ep), unix.EPOLL_CTL_DEL, fd, nil) }) == nil && cerr != nil && err == nil {
-		err = os.NewSyscallError("epoll_ctl", cerr)
+	w.smu.Unlock()
+	if err == nil {
+		w.errn = 0
+		err = w.rc.Read(w.fn)
+		if err == nil && w.errn != 0 {
+			err = os.NewSyscallError("epoll_wait", w.errn)
+		}
 	}
+	w.smu.Lock()
+	w.waiting = false
+	if w.in {
+		// Once Close has closed the set, the fd has left it with it, and c.closing tells.
+		if derr := w.ctl(false, fd, 0); err == nil {
+			err = derr
+		}
+	}
+	if w.kicked {
+		var buf [8]byte
+		unix.Read(w.kick, buf[:])
+		w.kicked = false
+	}
+	w.smu.Unlock()
 	return err
+}
+
+// hush begins a quiet send: until the matching unhush, a call waiting in w is not woken by the
+// socket, which leaves the set. A burst of sends whose answers the kernel queues to our own
+// socket as it sends (loopback, a veth) would otherwise run epoll's wakeup callbacks twice per
+// answer, nested, while the waiting reader could not run anyway until the burst ends.
+func (w *waiter) hush(fd int) {
+	w.smu.Lock()
+	w.quiet++
+	if w.in {
+		// A failure leaves the socket in the set: the wait is only less quiet.
+		w.ctl(false, fd, 0)
+	}
+	w.smu.Unlock()
+}
+
+// unhush ends a quiet send; the last one wakes a waiting call, which looks at the socket again.
+func (w *waiter) unhush() {
+	w.smu.Lock()
+	w.quiet--
+	if w.quiet == 0 && w.waiting && !w.in && !w.kicked {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		if _, err := unix.Write(w.kick, one[:]); err == nil {
+			w.kicked = true
+		}
+	}
+	w.smu.Unlock()
 }
 
 // Read calls f until it returns true, waiting until fd is readable whenever it returns false.
@@ -162,11 +257,11 @@ func (c *fdConn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {
 		return net.ErrClosed
 	}
-	// Closing the epoll files wakes the calls waiting in them.
-	c.rd.ep.Close()
-	c.wr.ep.Close()
+	c.rd.close()
+	c.wr.close()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.rd.closeKick()
 	if err := unix.Close(c.fd); err != nil {
 		return os.NewSyscallError("close", err)
 	}

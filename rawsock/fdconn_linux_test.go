@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -30,21 +31,21 @@ func fdPair(t *testing.T) (*fdConn, int) {
 	return c, fds[1]
 }
 
-// watched returns how many fds the epoll set of w holds, from /proc/self/fdinfo.
-func watched(t *testing.T, w *waiter) int {
+// watched reports whether the epoll set of w holds fd, from /proc/self/fdinfo.
+func watched(t *testing.T, w *waiter, fd int) bool {
 	t.Helper()
-	var n int
+	var in bool
 	var err error
 	cerr := w.rc.Control(func(ep uintptr) {
 		var b []byte
 		if b, err = os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", ep)); err == nil {
-			n = strings.Count(string(b), "tfd:")
+			in = strings.Contains(string(b), fmt.Sprintf("tfd: %8d ", fd))
 		}
 	})
 	if cerr != nil || err != nil {
 		t.Fatalf("fdinfo: %v %v", cerr, err)
 	}
-	return n
+	return in
 }
 
 // attempt is a RawConn callback that tries one non-blocking syscall, counts its tries and
@@ -97,8 +98,8 @@ func TestFDConnReadWaits(t *testing.T) {
 	if a.tries > 3 {
 		t.Errorf("%d tries for one packet: the wait does not wait", a.tries)
 	}
-	if n := watched(t, &c.rd); n != 0 {
-		t.Errorf("the read's epoll set still holds %d fds after the read", n)
+	if watched(t, &c.rd, c.fd) {
+		t.Error("the read's epoll set still holds the socket after the read")
 	}
 }
 
@@ -144,8 +145,44 @@ func TestFDConnWriteWaits(t *testing.T) {
 	if a.tries > 3 {
 		t.Errorf("%d tries for one packet: the wait does not wait", a.tries)
 	}
-	if n := watched(t, &c.wr); n != 0 {
-		t.Errorf("the write's epoll set still holds %d fds after the write", n)
+	if watched(t, &c.wr, c.fd) {
+		t.Error("the write's epoll set still holds the socket after the write")
+	}
+}
+
+// TestFDConnHush: while a quiet send is in progress a waiting read does not watch the socket,
+// and the end of the send wakes it to find what arrived meanwhile.
+func TestFDConnHush(t *testing.T) {
+	c, peer := fdPair(t)
+	buf := make([]byte, 64)
+	a := newAttempt()
+	res := make(chan error, 1)
+	go func() {
+		res <- c.Read(func(fd uintptr) bool {
+			n, _, err := unix.Recvfrom(int(fd), buf, 0)
+			return a.done(n, err)
+		})
+	}()
+	<-a.blocked
+	c.rd.hush(c.fd)
+	// The reader either waits already or will without adding the socket: quiet is set.
+	if watched(t, &c.rd, c.fd) {
+		t.Error("a hushed read's epoll set holds the socket")
+	}
+	if _, err := unix.Write(peer, []byte("meanwhile")); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	c.rd.unhush()
+	select {
+	case err := <-res:
+		if err != nil || a.errno != nil || string(buf[:a.n]) != "meanwhile" {
+			t.Fatalf("Read: %v, %v, %q; want \"meanwhile\"", err, a.errno, buf[:a.n])
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the end of the quiet send did not wake the read")
+	}
+	if watched(t, &c.rd, c.fd) {
+		t.Error("the read's epoll set still holds the socket after the read")
 	}
 }
 
