@@ -196,10 +196,7 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		c.id = 0
 	}
 
-	fc, err := newFDConn(fd)
-	if err != nil {
-		return nil, fail(err)
-	}
+	fc := newFDConn(fd)
 	c.sys.init(fc, netw, mode == Unprivileged)
 	return c, nil
 }

@@ -41,38 +41,36 @@ type fdConn struct {
 // the others queue on it, and look again when they get it.
 type waiter struct {
 	mu   sync.Mutex
-	ep   *os.File
+	ep   *os.File // nil until the first wait
 	rc   syscall.RawConn
 	fn   func(uintptr) bool // ready, bound once
 	ev   [1]unix.EpollEvent
 	errn syscall.Errno
 
-	// kick, for rd only (else -1), is an eventfd in the set for good: the end of a quiet
-	// send writes it to wake a call waiting without the socket in the set.
-	kick int
-	// smu guards the fields below, which quiet sends change while a call waits.
+	// kick, if kicks (rd only), is an eventfd in the set for good: the end of a quiet send
+	// writes it to wake a call waiting without the socket in the set. -1 until made.
+	kick  int
+	kicks bool
+	// smu guards the fields below, which quiet sends change while a call waits, and the
+	// making and closing of the set.
 	smu     sync.Mutex
+	closed  bool
 	quiet   int  // quiet sends in progress: the socket stays out of the set
 	waiting bool // a call waits, or is about to
 	in      bool // the socket is in the set
 	kicked  bool // kick is written and not yet read
 }
 
-func newFDConn(fd int) (*fdConn, error) {
+func newFDConn(fd int) *fdConn {
 	c := &fdConn{fd: fd}
-	if err := c.rd.init(true); err != nil {
-		return nil, err
-	}
-	if err := c.wr.init(false); err != nil {
-		c.rd.close()
-		c.rd.closeKick()
-		return nil, err
-	}
-	return c, nil
+	c.rd.kick, c.wr.kick = -1, -1
+	c.rd.kicks = true
+	return c
 }
 
-func (w *waiter) init(kick bool) error {
-	w.kick = -1
+// init makes the epoll set, on the first wait: most sockets never wait to write, and a
+// send-only socket never reads. w.smu is held.
+func (w *waiter) init() error {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return os.NewSyscallError("epoll_create1", err)
@@ -81,32 +79,42 @@ func (w *waiter) init(kick bool) error {
 		unix.Close(ep)
 		return os.NewSyscallError("fcntl", err)
 	}
-	// Non-blocking, so that the runtime poller takes it: an epoll fd is readable while its
-	// set has a ready member.
-	w.ep = os.NewFile(uintptr(ep), "rawsock:epoll")
-	if w.rc, err = w.ep.SyscallConn(); err != nil {
-		w.ep.Close()
-		return err
-	}
-	w.fn = w.ready
-	if kick {
-		if w.kick, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-			w.ep.Close()
+	if w.kicks {
+		kick, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+		if err != nil {
+			unix.Close(ep)
 			return os.NewSyscallError("eventfd", err)
 		}
-		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(w.kick)}
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, w.kick, &ev); err != nil {
-			w.close()
-			w.closeKick()
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(kick)}
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, kick, &ev); err != nil {
+			unix.Close(kick)
+			unix.Close(ep)
 			return os.NewSyscallError("epoll_ctl", err)
 		}
+		w.kick = kick
 	}
+	// Non-blocking, so that the runtime poller takes it: an epoll fd is readable while its
+	// set has a ready member.
+	f := os.NewFile(uintptr(ep), "rawsock:epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	w.ep, w.rc, w.fn = f, rc, w.ready
 	return nil
 }
 
-// close closes the set, which wakes the call waiting in it. The kick is closed apart, by
-// closeKick, once no call can write it.
-func (w *waiter) close() { w.ep.Close() }
+// close closes the set, which wakes the call waiting in it, and keeps later calls from
+// making another. The kick is closed apart, by closeKick, once no call can write it.
+func (w *waiter) close() {
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	w.closed = true
+	if w.ep != nil {
+		w.ep.Close()
+	}
+}
 
 func (w *waiter) closeKick() {
 	if w.kick >= 0 {
@@ -157,6 +165,16 @@ func (w *waiter) wait(fd int, events uint32) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.smu.Lock()
+	if w.closed {
+		w.smu.Unlock()
+		return net.ErrClosed
+	}
+	if w.ep == nil {
+		if err := w.init(); err != nil {
+			w.smu.Unlock()
+			return err
+		}
+	}
 	w.waiting = true
 	var err error
 	if w.quiet == 0 {

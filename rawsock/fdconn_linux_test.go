@@ -20,10 +20,7 @@ func fdPair(t *testing.T) (*fdConn, int) {
 	if err != nil {
 		t.Fatalf("socketpair: %v", err)
 	}
-	c, err := newFDConn(fds[0])
-	if err != nil {
-		t.Fatalf("newFDConn: %v", err)
-	}
+	c := newFDConn(fds[0])
 	t.Cleanup(func() {
 		c.Close()
 		unix.Close(fds[1])
@@ -34,6 +31,11 @@ func fdPair(t *testing.T) (*fdConn, int) {
 // watched reports whether the epoll set of w holds fd, from /proc/self/fdinfo.
 func watched(t *testing.T, w *waiter, fd int) bool {
 	t.Helper()
+	w.smu.Lock()
+	defer w.smu.Unlock()
+	if w.ep == nil {
+		return false // no set made yet
+	}
 	var in bool
 	var err error
 	cerr := w.rc.Control(func(ep uintptr) {
@@ -100,6 +102,14 @@ func TestFDConnReadWaits(t *testing.T) {
 	}
 	if watched(t, &c.rd, c.fd) {
 		t.Error("the read's epoll set still holds the socket after the read")
+	}
+	// Sets are made by the first wait in their direction: a socket that never waited to
+	// write has no write set (and no fd for it).
+	if err := c.Write(func(fd uintptr) bool { _, err := unix.Write(int(fd), []byte("x")); return err == nil }); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if c.wr.ep != nil {
+		t.Error("a write that did not wait made an epoll set")
 	}
 }
 

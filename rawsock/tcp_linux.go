@@ -203,10 +203,7 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 		return nil, fail(err)
 	}
 
-	fc, err := newFDConn(fd)
-	if err != nil {
-		return nil, fail(err)
-	}
+	fc := newFDConn(fd)
 	c := new(TCPRawConn)
 	cn := &c.conn
 	cn.family, cn.mode, cn.local = f, Privileged, cfg.Source
