@@ -400,6 +400,10 @@ loop:
 			}
 			now = time.Now()
 		}
+		if due.len() == 0 && open == 0 && busy == 0 {
+			// The last sends all failed: no outcome is coming to wake us.
+			break
+		}
 		if due.len() > 0 && open+queued < c.MaxInFlight { // else an outcome will wake us
 			timer.Reset(time.Until(later(due.first().due, nextSend)))
 		}

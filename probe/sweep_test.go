@@ -20,6 +20,30 @@ func loopbacks(n int) []netip.Addr {
 	return out
 }
 
+// TestSweepSendsFail: a sweep whose last sends all fail ends at once; nothing else would wake
+// it. It used to wait forever.
+func TestSweepSendsFail(t *testing.T) {
+	e := newEngine(t, rawsock.Privileged, icmp.IPv4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	failed := 0
+	res, err := e.Sweep(ctx, loopbacks(3), &SweepConfig{
+		Count: 2, Period: time.Millisecond, Size: MaxPayload4 + 1,
+		OnSendError: func(int, error) { failed++ },
+	})
+	if err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	for k, r := range res {
+		if r.Alive || r.Summary.Sent != 2 || r.Summary.Errors != 2 {
+			t.Errorf("target %d: %+v, want 2 sent, 2 errors", k, r)
+		}
+	}
+	if failed != 6 {
+		t.Errorf("%d send errors reported, want 6", failed)
+	}
+}
+
 // TestSweepCount: every target gets exactly Count probes and answers them, outcomes are routed
 // to the right target with the right probe number, and the interval spaces the sends.
 func TestSweepCount(t *testing.T) {
