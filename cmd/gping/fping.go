@@ -114,6 +114,10 @@ const maxSenders = 64
 // maxInFlight bounds --in-flight by what the 16-bit ICMP sequence tells apart per target.
 const maxInFlight = 65535
 
+// maxAutoTimeout caps the timeout that count and loop modes take from the period, as fping's
+// AUTOTUNE_TIMEOUT_MAX does.
+const maxAutoTimeout = 2 * time.Second
+
 // senderRate is about what one sender (one core, one raw socket) sends per second in the lab of
 // scripts/bench-fanout.sh, where each probe costs its sender the target's answer too.
 const senderRate = 100_000
@@ -155,6 +159,12 @@ type fpOptions struct {
 	socket      rawsock.Mode
 	words       []string
 	help        string // -h: the usage to print, and nothing else to do
+	version     bool   // -v
+	reachable   int    // -x: the targets that must answer for exit 0; 0: all
+	outage      bool   // -o: outage time in the summaries
+	byAddr      bool   // -A: targets shown by address
+	ttl         int    // -H; 0: the kernel's
+	sock        rawsock.Config
 }
 
 func parseFping(args []string) (*fpOptions, error) {
@@ -186,8 +196,22 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.BoolVarP(&o.loop, "loop", "l", false, "probe until interrupted, then print the summaries")
 	squiet := fs.Float64P("squiet", "Q", 0, "like -q, and print each target's summary of the last SECS seconds every SECS")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
+	fs.BoolVarP(&o.version, "version", "v", false, "print the version and exit")
+	fs.IntVarP(&o.reachable, "reachable", "x", 0, "exit 0 when at least N targets answer, and say so")
+	fs.BoolVarP(&o.outage, "outage", "o", false, "show the outage time (lost probes x period) in the summaries")
+	fs.BoolVarP(&o.byAddr, "addr", "A", false, "show targets by address")
+	fs.IntVarP(&o.ttl, "ttl", "H", 0, "IP time to live (hop limit) of the probes")
+	tos := fs.StringP("tos", "O", "", "type of service (IPv4) or traffic class (IPv6) byte")
+	fs.BoolP("dontfrag", "M", false, "set the Don't Fragment flag")
+	src := fs.StringP("src", "S", "", "source address")
+	fs.StringVarP(&o.sock.Interface, "iface", "I", "", "bind to this interface")
+	fs.StringP("select-timeout", "T", "", "ignored, as fping ignores it")
+	fs.MarkHidden("select-timeout")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
+	}
+	if o.version {
+		return o, nil
 	}
 	if *help {
 		o.help = "Usage: gping [options] [targets...]\n\n" +
@@ -235,6 +259,10 @@ func parseFping(args []string) (*fpOptions, error) {
 	if o.timeout, err = ms("t", *timeout, 0.001); err != nil {
 		return nil, err
 	}
+	if (o.count > 0 || o.loop) && !fs.Changed("timeout") {
+		// fping: in count and loop modes the default timeout is the period, up to 2 s.
+		o.timeout = min(o.period, maxAutoTimeout)
+	}
 	if o.retries < 0 || o.retries > 100 {
 		return nil, cli.BadArg("invalid -r value: %d", o.retries)
 	}
@@ -267,6 +295,28 @@ func parseFping(args []string) (*fpOptions, error) {
 	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
 		return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
 	}
+	if fs.Changed("reachable") && (o.reachable < 1) {
+		return nil, cli.BadArg("invalid -x value: %d", o.reachable)
+	}
+	if fs.Changed("ttl") && (o.ttl < 1 || o.ttl > 255) {
+		return nil, cli.BadArg("ttl %d out of range", o.ttl)
+	}
+	if fs.Changed("tos") {
+		v, err := strconv.ParseUint(*tos, 0, 8)
+		if err != nil {
+			return nil, cli.BadArg("invalid -O value: %s (0 to 255)", *tos)
+		}
+		o.sock.TOS = int(v)
+	}
+	if fs.Changed("dontfrag") {
+		o.sock.PMTU = rawsock.PMTUDo
+	}
+	if fs.Changed("src") {
+		if o.sock.Source, err = netip.ParseAddr(*src); err != nil {
+			return nil, cli.BadArg("can't parse source address: %s", *src)
+		}
+	}
+	o.sock.Mode = o.socket
 	o.words = fs.Args()
 	if fs.Changed("generate") && len(o.words) == 2 {
 		// fping -g START END
@@ -316,6 +366,10 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		con.line(o.help)
 		return fpExitOK
 	}
+	if o.version {
+		con.line("gping: Version " + version + "\n")
+		return fpExitOK
+	}
 	// The heap here is mostly per-target state that lives for the whole run, and by default the
 	// collector lets the heap grow to twice that before it collects. Half that headroom cuts
 	// peak RSS by a tenth (16.9 to 15.4 MB at 10,000 targets x 3, 80.6 to 71.9 MB at 100,000)
@@ -358,16 +412,21 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			unknown = true
 			continue
 		}
+		if o.byAddr {
+			hosts[i].name = h.addr.String()
+		}
 		dsts = append(dsts, h.addr)
 		idx = append(idx, int32(i))
-		width = max(width, len(h.name))
+		width = max(width, len(hosts[i].name))
 	}
 	if len(dsts) == 0 {
 		return fpExitUnknown
 	}
 
 	senders := sendersFor(o, runtime.NumCPU())
-	e := probe.New(&probe.Config{Senders: senders, Socket: rawsock.Config{Mode: o.socket, RecvBuffer: 4 << 20}})
+	sock := o.sock
+	sock.RecvBuffer = 4 << 20
+	e := probe.New(&probe.Config{Senders: senders, Socket: sock})
 	defer e.Close()
 	for _, f := range []icmp.Family{icmp.IPv4, icmp.IPv6} {
 		for _, d := range dsts {
@@ -420,12 +479,35 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	aliveSeen := make([]bool, len(dsts))
 	counting := o.count > 0 || o.loop
+	// outage is -o's figure: the time the lost probes stood for, one period each; -1: not shown.
+	outage := func(s stats.Summary) time.Duration {
+		if !o.outage {
+			return -1
+		}
+		return time.Duration(s.Sent-min(s.Received, s.Sent)) * o.period
+	}
+	// fping's switches: verbose is its default chatter ("is alive", "is unreachable", send
+	// errors), which -q, -a, -u and -x silence; perRecv is a line per reply or timeout, which
+	// count mode prints when verbose and loop mode unless -Q; neither mode lists -a or -u.
+	verbose := !o.quiet && !o.alive && !o.unreachable && o.reachable == 0
+	perRecv := o.count > 0 && verbose || o.loop && o.split == 0
+	listAlive, listUnreachable := o.alive, o.unreachable
+	if counting {
+		verbose, listAlive, listUnreachable = false, false, false
+	}
 	start := time.Now()
 	cfg := &probe.SweepConfig{
 		Count: o.count, Loop: o.loop, Retries: o.retries, Backoff: o.backoff, Interval: o.interval, Rate: o.rate,
 		Period: o.period, Window: o.inFlight, Timeout: o.timeout, Size: o.size,
+		TTL: o.ttl,
 		OnSendError: func(k int, err error) {
-			con.errorf("%s: error while sending ping: %s", name(k), syscallText(err))
+			// A failed send counts as sent, in -Q's intervals too.
+			mu.Lock()
+			runs[k].sent++
+			mu.Unlock()
+			if verbose {
+				con.errorf0(fmt.Sprintf("%s: error while sending ping: %s", name(k), syscallText(err)))
+			}
 		},
 	}
 	// Lines are buffered while outcomes come in a burst and written when the sweep waits, so a
@@ -435,6 +517,17 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		con.mu.Lock()
 		con.out.Flush()
 		con.mu.Unlock()
+	}
+	// timedOut is the line of probe n of target k, which ended without a reply.
+	timedOut := func(k, n int, run *running) string {
+		avg, loss := "NaN", 0
+		if run.recv > 0 {
+			avg = fpRTT(run.sum / time.Duration(run.recv))
+		}
+		if run.sent > 0 {
+			loss = (run.sent - run.recv) * 100 / run.sent
+		}
+		return fmt.Sprintf("%s%s : [%d], timed out (%s avg, %d%% loss)\n", stamp(), pad(k), n, avg, loss)
 	}
 	// fping counts a probe as sent when it goes out; the reply line's loss uses that count.
 	cfg.OnResult = func(k, n int, r probe.Result) {
@@ -458,9 +551,9 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 				rtts[k*o.count+n] = r.RTT
 			}
 			if !counting {
-				if !aliveSeen[k] && (!o.unreachable || o.alive) && !o.quiet {
+				if !aliveSeen[k] && (verbose || listAlive) {
 					switch {
-					case o.alive:
+					case listAlive:
 						con.line(stamp() + name(k) + "\n")
 					case o.elapsed:
 						con.line(fmt.Sprintf("%s%s is alive (%s ms)\n", stamp(), name(k), fpRTT(r.RTT)))
@@ -468,7 +561,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 						con.line(fmt.Sprintf("%s%s is alive\n", stamp(), name(k)))
 					}
 				}
-			} else if !o.quiet {
+			} else if perRecv {
 				loss := 0
 				if run.sent > 0 {
 					loss = (run.sent - run.recv) * 100 / run.sent
@@ -478,24 +571,21 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			}
 			aliveSeen[k] = true
 		case probe.ICMPError:
-			// fping is "verbose" by default; -q and -u silence these lines.
-			if o.quiet || o.unreachable {
-				break
+			// Only -q and -Q silence these lines (fping 5.1 prints none for ICMPv6 errors;
+			// gping does).
+			if !o.quiet {
+				con.errorf0(fmt.Sprintf("%s from %s for ICMP Echo sent to %s", fpICMPText(&r), r.From, name(k)))
 			}
-			con.errorf0(fmt.Sprintf("%s from %s for ICMP Echo sent to %s", fpICMPText(&r), r.From, name(k)))
+			// fping waits out the timeout of a probe that drew an error: it ends timed out.
+			if perRecv && n >= 0 {
+				con.line(timedOut(k, n, run))
+			}
 		case probe.Timeout:
-			if o.perProbe && !o.quiet && n >= 0 {
-				avg, loss := "NaN", 0
-				if run.recv > 0 {
-					avg = fpRTT(run.sum / time.Duration(run.recv))
-				}
-				if run.sent > 0 {
-					loss = (run.sent - run.recv) * 100 / run.sent
-				}
-				con.line(fmt.Sprintf("%s%s : [%d], timed out (%s avg, %d%% loss)\n", stamp(), pad(k), n, avg, loss))
+			if perRecv && n >= 0 {
+				con.line(timedOut(k, n, run))
 			}
 		case probe.Duplicate:
-			if counting && !o.quiet {
+			if perRecv {
 				con.line(fmt.Sprintf("%s%s : duplicate for [%d], %d bytes, %s ms\n", stamp(), pad(k), n, r.Size, fpRTT(r.RTT)))
 			}
 		}
@@ -521,7 +611,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 						if run.splitRecv > 0 {
 							s.Avg = run.splitSum / time.Duration(run.splitRecv)
 						}
-						b.WriteString(fpSummaryLine(pad(k), s) + "\n")
+						b.WriteString(fpSummaryLine(pad(k), s, outage(s)) + "\n")
 						run.splitSent, run.splitRecv, run.splitMin, run.splitMax, run.splitSum = run.sent, 0, 0, 0, 0
 					}
 					mu.Unlock()
@@ -550,19 +640,12 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	for k, r := range results {
 		if !r.Alive {
 			unreachable++
-			if !counting && (o.unreachable || !o.alive) && !o.quiet {
-				if o.unreachable {
+			if verbose || listUnreachable {
+				if listUnreachable {
 					con.line(name(k) + "\n")
 				} else {
 					con.line(name(k) + " is unreachable\n")
 				}
-			}
-		}
-	}
-	if counting && (o.alive || o.unreachable) {
-		for k, r := range results {
-			if r.Alive && o.alive || !r.Alive && o.unreachable {
-				con.line(name(k) + "\n")
 			}
 		}
 	}
@@ -571,7 +654,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	// The summary block goes out in a few large writes, not one write per target.
 	sum := newWriter(stderr)
 	if counting {
-		if !o.quiet {
+		if perRecv {
 			fmt.Fprintln(sum)
 		}
 		for k, r := range results {
@@ -588,7 +671,10 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 				fmt.Fprintln(sum, b.String())
 				continue
 			}
-			fmt.Fprintln(sum, fpSummaryLine(pad(k), r.Summary))
+			s := r.Summary
+			// fping leaves out of an interrupted run the probes still waiting for their answer.
+			s.Sent -= s.InFlight()
+			fmt.Fprintln(sum, fpSummaryLine(pad(k), s, outage(s)))
 		}
 	}
 	if o.stats {
@@ -597,6 +683,16 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	sum.Flush()
 	con.mu.Unlock()
 	con.warnCounters(e.Counters())
+	if o.reachable > 0 {
+		// fping's -x overrides the exit code, unknown names included.
+		n := len(dsts) - unreachable
+		if n >= o.reachable {
+			con.line(fmt.Sprintf("Enough hosts reachable (required: %d, reachable: %d)\n", o.reachable, n))
+			return fpExitOK
+		}
+		con.line(fmt.Sprintf("Not enough hosts reachable (required: %d, reachable: %d)\n", o.reachable, n))
+		return fpExitUnreachable
+	}
 	switch {
 	case unknown:
 		return fpExitUnknown
@@ -606,13 +702,16 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return fpExitOK
 }
 
-// fpSummaryLine is fping's per-target -c summary.
-func fpSummaryLine(name string, s stats.Summary) string {
+// fpSummaryLine is fping's per-target -c summary, with -o's outage unless it is negative.
+func fpSummaryLine(name string, s stats.Summary, outage time.Duration) string {
 	loss := uint64(0)
 	if s.Sent > 0 {
 		loss = (s.Sent - min(s.Received, s.Sent)) * 100 / s.Sent
 	}
 	line := fmt.Sprintf("%s : xmt/rcv/%%loss = %d/%d/%d%%", name, s.Sent, s.Received, loss)
+	if outage >= 0 {
+		line += fmt.Sprintf(", outage(ms) = %d", outage.Milliseconds())
+	}
 	if s.Received > 0 {
 		line += fmt.Sprintf(", min/avg/max = %s/%s/%s", fpRTT(s.Min), fpRTT(s.Avg), fpRTT(s.Max))
 	}

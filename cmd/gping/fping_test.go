@@ -16,6 +16,7 @@ import (
 	"github.com/gping/gping/internal/cmdtest"
 	"github.com/gping/gping/internal/netlab"
 	"github.com/gping/gping/probe"
+	"github.com/gping/gping/rawsock"
 )
 
 func TestFpingMode(t *testing.T) {
@@ -109,6 +110,21 @@ func fpingLab(t *testing.T) *netlab.Chain {
 	c.Target.MustRun(t, "ip", "-6", "route", "add", "local", "2001:db8:100::/64", "dev", "lo")
 	c.Routers[0].MustRun(t, "ip", "route", "add", "198.18.100.0/24", "via", c.TargetAddr4.String())
 	c.Routers[0].MustRun(t, "ip", "-6", "route", "add", "2001:db8:100::/64", "via", c.TargetAddr6.String())
+	// The silent prefix: the router answers every probe with a network unreachable, whatever
+	// ran just before, so that the output compared with fping's does not depend on rate
+	// limits. Its own "no route" errors are limited host-wide (net.ipv4.route.error_cost, not
+	// ours to change), so it forwards the prefix into a reject rule instead, and sends ICMP
+	// errors without its per-destination limit.
+	c.Routers[0].MustRun(t, "ip", "route", "add", "198.18.200.0/24", "via", c.TargetAddr4.String())
+	c.Routers[0].Nft(t, `table ip silent {
+	chain rej {
+		type filter hook forward priority 0; policy accept;
+		ip daddr 198.18.200.0/24 reject with icmp type net-unreachable
+	}
+}
+`)
+	c.Routers[0].Sysctl(t, "net.ipv4.icmp_ratelimit", "0")
+	c.Routers[0].Sysctl(t, "net.ipv6.icmp.ratelimit", "0")
 	dir := "/etc/netns/" + c.Host.Name()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -144,6 +160,18 @@ func TestLabFping(t *testing.T) {
 		{"range", []string{"-c", "1", "-q", "-g", "198.18.100.1", "198.18.100.4"}, 0},
 		{"stats", append([]string{"-s", "-c", "2", "-p", "20"}, alive...), 0},
 		{"unknown name", []string{"target.lab", "nosuch.lab"}, 2},
+		// Count and loop modes print a line per timeout, and ignore -a and -u.
+		{"count silent", append([]string{"-c", "2", "-p", "20"}, append(alive, silent)...), 1},
+		{"count alive list", append([]string{"-a", "-c", "2", "-p", "20"}, append(alive, silent)...), 1},
+		{"count unreachable list", append([]string{"-u", "-c", "2", "-p", "20"}, append(alive, silent)...), 1},
+		{"reachable", append([]string{"-x", "3", "-t", "100", "-r", "1"}, append(alive, silent)...), 0},
+		{"not reachable", append([]string{"-x", "4", "-t", "100", "-r", "1"}, append(alive, silent)...), 1},
+		{"reachable count", append([]string{"-x", "1", "-c", "2", "-p", "20"}, append(alive, silent)...), 0},
+		{"reachable unknown name", []string{"-x", "1", "target.lab", "nosuch.lab"}, 0},
+		{"outage", append([]string{"-o", "-q", "-c", "2", "-p", "20"}, append(alive, silent)...), 1},
+		{"by address", []string{"-A", "-c", "1", "target.lab", c.RouterAddr4[0].String()}, 0},
+		// IPv4 only: fping 5.1 prints no line for an ICMPv6 error.
+		{"ttl", []string{"-H", "1", "-c", "1", "-p", "20", c.TargetAddr4.String(), "198.18.100.1"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ours, ourErr, code := cmdtest.InNS(t, c.Host, gpingBin, tc.args...)
@@ -154,7 +182,81 @@ func TestLabFping(t *testing.T) {
 			// fping prints targets in the order they answer; compare sorted line shapes.
 			sameLines(t, "stdout", ours, theirs)
 			sameLines(t, "stderr", ourErr, theirErr)
+			// What the shapes leave out: the outage figure (2 lost x 20 ms) and -A's
+			// addresses in place of the name.
+			for _, w := range map[string][]string{
+				"outage":     {"outage(ms) = 40", "outage(ms) = 0,"},
+				"by address": {c.TargetAddr4.String() + " "},
+			}[tc.name] {
+				if !strings.Contains(ours+ourErr, w) || !strings.Contains(theirs+theirErr, w) {
+					t.Errorf("want %q in both outputs\n--- gping:\n%s%s--- fping:\n%s%s", w, ours, ourErr, theirs, theirErr)
+				}
+			}
+			if tc.name == "by address" && strings.Contains(ours+ourErr, "target.lab") {
+				t.Errorf("-A shows the name\n%s%s", ours, ourErr)
+			}
 		})
+	}
+}
+
+// TestLabFpingSocketOptions: -O, -S, -H, -I and -M reach the packets as fping's do, counted
+// at the target.
+func TestLabFpingSocketOptions(t *testing.T) {
+	fping := cmdtest.NeedTool(t, "fping")
+	lab := netlab.New(t)
+	c := lab.Chain(0)
+	c.Target.Nft(t, fmt.Sprintf(`table ip fpopts {
+	counter tos { }
+	counter src { }
+	counter ttl { }
+	chain in {
+		type filter hook input priority 0; policy accept;
+		icmp type echo-request ip dscp cs1 counter name tos
+		icmp type echo-request ip saddr %s counter name src
+		icmp type echo-request ip ttl 7 counter name ttl
+	}
+}
+`, c.HostAddr4))
+	counter := func(name string) int {
+		out := c.Target.MustRun(t, "nft", "list", "counter", "ip", "fpopts", name)
+		n, _ := strconv.Atoi(regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(out)[1])
+		return n
+	}
+	ifName := strings.Fields(c.Host.MustRun(t, "ip", "-o", "link", "show", "type", "veth"))[1]
+	ifName, _, _ = strings.Cut(strings.TrimSuffix(ifName, ":"), "@")
+	// fping mode needs two targets: the same one twice.
+	dst := []string{c.TargetAddr4.String(), c.TargetAddr4.String()}
+	for _, tc := range []struct {
+		args    []string
+		counter string
+		want    int // requests counted per run
+		code    int
+		summary string // in the summary of each target
+	}{
+		{[]string{"-O", "0x20"}, "tos", 4, 0, "2/2/0%"},
+		{[]string{"-S", c.HostAddr4.String()}, "src", 4, 0, "2/2/0%"},
+		{[]string{"-H", "7"}, "ttl", 4, 0, "2/2/0%"},
+		{[]string{"-I", ifName}, "", 0, 0, "2/2/0%"},
+		{[]string{"-I", "lo"}, "", 0, 1, "2/0/100%"}, // bound elsewhere: no route to the target
+		{[]string{"-b", "2000"}, "", 0, 0, "2/2/0%"}, // fragmented
+		{[]string{"-M", "-b", "2000"}, "", 0, 1, "2/0/100%"},
+	} {
+		for _, tool := range []string{gpingBin, fping} {
+			before := 0
+			if tc.counter != "" {
+				before = counter(tc.counter)
+			}
+			args := append(append(tc.args, "-q", "-c", "2", "-p", "20"), dst...)
+			out, errOut, code := cmdtest.InNS(t, c.Host, tool, args...)
+			if code != tc.code || strings.Count(errOut, tc.summary) != 2 {
+				t.Errorf("%s %v: exit %d, want %d and %q twice\n%s%s", tool, args, code, tc.code, tc.summary, out, errOut)
+			}
+			if tc.counter != "" {
+				if n := counter(tc.counter) - before; n != tc.want {
+					t.Errorf("%s %v: %d requests counted as %s, want %d", tool, args, n, tc.counter, tc.want)
+				}
+			}
+		}
 	}
 }
 
@@ -436,5 +538,44 @@ func TestLabFpingLoop(t *testing.T) {
 	}
 	if _, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-l", "-c", "3", targets[0], targets[1]); code != fpExitUsage || !strings.Contains(errOut, "-l") {
 		t.Errorf("-l -c: exit %d, %s", code, errOut)
+	}
+}
+
+// TestParseFping: the values fping's options turn into, where they are not simply copied.
+func TestParseFping(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		timeout time.Duration
+		check   func(o *fpOptions) bool
+	}{
+		// fping's timeout is 500 ms by default, the period (up to 2 s) in count and loop modes.
+		{[]string{"a", "b"}, 500 * time.Millisecond, nil},
+		{[]string{"-c", "2", "-p", "20", "a", "b"}, 20 * time.Millisecond, nil},
+		{[]string{"-l", "a", "b"}, time.Second, nil},
+		{[]string{"-C", "1", "-p", "5000", "a", "b"}, 2 * time.Second, nil},
+		{[]string{"-c", "2", "-p", "20", "-t", "300", "a", "b"}, 300 * time.Millisecond, nil},
+		{[]string{"-O", "0x20", "-M", "-S", "198.18.0.1", "-I", "veth0", "-H", "9", "a", "b"}, 500 * time.Millisecond, func(o *fpOptions) bool {
+			return o.sock.TOS == 0x20 && o.sock.PMTU == rawsock.PMTUDo && o.sock.Source == netip.MustParseAddr("198.18.0.1") &&
+				o.sock.Interface == "veth0" && o.ttl == 9
+		}},
+		{[]string{"-T", "5", "-x", "2", "-o", "-A", "a", "b"}, 500 * time.Millisecond, func(o *fpOptions) bool {
+			return o.reachable == 2 && o.outage && o.byAddr
+		}},
+	} {
+		o, err := parseFping(c.args)
+		if err != nil || o.timeout != c.timeout || c.check != nil && !c.check(o) {
+			t.Errorf("%q: timeout %v, %+v, %v; want timeout %v", c.args, o.timeout, o, err, c.timeout)
+		}
+	}
+	for _, args := range [][]string{
+		{"-x", "0", "a", "b"},
+		{"-H", "0", "a", "b"},
+		{"-H", "256", "a", "b"},
+		{"-O", "256", "a", "b"},
+		{"-S", "nowhere", "a", "b"},
+	} {
+		if _, err := parseFping(args); err == nil {
+			t.Errorf("%q: no error", args)
+		}
 	}
 }
