@@ -3,6 +3,7 @@ package trace
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/gping/gping/icmp"
@@ -188,7 +189,8 @@ func TestLabECMP(t *testing.T) {
 		for _, mode := range []rawsock.Mode{rawsock.Privileged, rawsock.Unprivileged} {
 			t.Run(fmt.Sprintf("%s/%s", mode, icmp.FamilyOf(f.dst)), func(t *testing.T) {
 				seen := map[netip.Addr]bool{}
-				for i := range 8 {
+				// 16 flows: with 8, all took one branch in about 1 subtest in 130.
+				for i := range 16 {
 					p := labProber(t, d.Host, icmp.FamilyOf(f.dst), l4.Config{Port: uint16(33434 + 7*i), Socket: rawsock.Config{Mode: mode}})
 					// Max 3 stops before the target, whose port unreachables are rate limited.
 					res, _ := trace(t, p, f.dst, &Config{Queries: 10, Max: 3})
@@ -204,16 +206,23 @@ func TestLabECMP(t *testing.T) {
 					seen[branch] = true
 				}
 				if len(seen) != 2 || !seen[f.hops[1][0]] || !seen[f.hops[1][1]] {
-					t.Fatalf("8 flows saw second hops %v, want both of %v: the lab does not balance", seen, f.hops[1])
+					t.Fatalf("16 flows saw second hops %v, want both of %v: the lab does not balance", seen, f.hops[1])
 				}
-				p := labProber(t, d.Host, icmp.FamilyOf(f.dst), l4.Config{Classic: true, Socket: rawsock.Config{Mode: mode}})
-				res, _ := trace(t, p, f.dst, &Config{Queries: 10, Max: 3})
+				// Classic probes change flow each: over 30 of them (3 traces of 10, the most
+				// a hop takes), both branches. The hash is fixed but the source port is not:
+				// 10 probes all took one branch in about 1 run in 100.
 				classic := map[netip.Addr]bool{}
-				for _, pr := range res.Hops[1].Probes {
-					classic[pr.From] = true
+				var dumps strings.Builder
+				for range 3 {
+					p := labProber(t, d.Host, icmp.FamilyOf(f.dst), l4.Config{Classic: true, Socket: rawsock.Config{Mode: mode}})
+					res, _ := trace(t, p, f.dst, &Config{Queries: MaxQueries, Max: 3})
+					for _, pr := range res.Hops[1].Probes {
+						classic[pr.From] = true
+					}
+					dumps.WriteString(dump(res.Hops))
 				}
 				if len(classic) != 2 {
-					t.Fatalf("classic trace saw second hops %v, want both branches:\n%s", classic, dump(res.Hops))
+					t.Fatalf("30 classic probes saw second hops %v, want both branches:\n%s", classic, dumps.String())
 				}
 			})
 		}
