@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -164,6 +165,7 @@ type fpOptions struct {
 	outage      bool   // -o: outage time in the summaries
 	byAddr      bool   // -A: targets shown by address
 	ttl         int    // -H; 0: the kernel's
+	json        bool   // -J: fping's JSON lines on stdout
 	sock        rawsock.Config
 }
 
@@ -205,6 +207,7 @@ func parseFping(args []string) (*fpOptions, error) {
 	fs.BoolP("dontfrag", "M", false, "set the Don't Fragment flag")
 	src := fs.StringP("src", "S", "", "source address")
 	fs.StringVarP(&o.sock.Interface, "iface", "I", "", "bind to this interface")
+	fs.BoolVarP(&o.json, "json", "J", false, "JSON lines on stdout, as fping's (with -c, -C or -l)")
 	fs.StringP("select-timeout", "T", "", "ignored, as fping ignores it")
 	fs.MarkHidden("select-timeout")
 	if err := cli.Parse(fs, args); err != nil {
@@ -294,6 +297,9 @@ func parseFping(args []string) (*fpOptions, error) {
 	}
 	if o.socket, err = rawsock.ParseMode(*sock); err != nil {
 		return nil, cli.BadArg("invalid --socket argument: '%s' (auto, raw or dgram)", *sock)
+	}
+	if o.json && o.count == 0 && !o.loop {
+		return nil, cli.BadArg("option -J, --json requires -c, -C, or -l")
 	}
 	if fs.Changed("reachable") && (o.reachable < 1) {
 		return nil, cli.BadArg("invalid -x value: %d", o.reachable)
@@ -454,8 +460,13 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if !o.timestamps {
 			return ""
 		}
+		if o.json {
+			return fmt.Sprintf(`"timestamp": "%.5f", `, float64(time.Now().UnixNano())/1e9)
+		}
 		return fmt.Sprintf("[%.5f] ", float64(time.Now().UnixNano())/1e9)
 	}
+	// jname is target k's name as a JSON string.
+	jname := func(k int) string { return jsonString(name(k)) }
 	// Per-target running figures for the reply lines (fping prints the average and loss so far),
 	// and the -C lists, the only per-probe storage: one block for all targets (target k's are
 	// rtts[k*count:(k+1)*count]), -1 for no reply, and only with -C. mu guards runs, as -Q's
@@ -520,6 +531,9 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	// timedOut is the line of probe n of target k, which ended without a reply.
 	timedOut := func(k, n int, run *running) string {
+		if o.json {
+			return fmt.Sprintf(`{"timeout": {%s"host": %s, "seq": %d}}`+"\n", stamp(), jname(k), n)
+		}
 		avg, loss := "NaN", 0
 		if run.recv > 0 {
 			avg = fpRTT(run.sum / time.Duration(run.recv))
@@ -561,6 +575,8 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 						con.line(fmt.Sprintf("%s%s is alive\n", stamp(), name(k)))
 					}
 				}
+			} else if perRecv && o.json {
+				con.line(fmt.Sprintf(`{"resp": {%s"host": %s, "seq": %d, "size": %d, "rtt": %s}}`+"\n", stamp(), jname(k), n, r.Size, fpRTT(r.RTT)))
 			} else if perRecv {
 				loss := 0
 				if run.sent > 0 {
@@ -603,7 +619,9 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 					return
 				case now := <-tick.C:
 					var b strings.Builder
-					b.WriteString(now.Format("[15:04:05]") + "\n")
+					if !o.json {
+						b.WriteString(now.Format("[15:04:05]") + "\n")
+					}
 					mu.Lock()
 					for k := range runs {
 						run := &runs[k]
@@ -611,13 +629,21 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 						if run.splitRecv > 0 {
 							s.Avg = run.splitSum / time.Duration(run.splitRecv)
 						}
-						b.WriteString(fpSummaryLine(pad(k), s, outage(s)) + "\n")
+						if o.json {
+							b.WriteString(fpSummaryJSON("intSum", fmt.Sprintf(`"time": %d,`, now.Unix()), jname(k), s, outage(s)) + "\n")
+						} else {
+							b.WriteString(fpSummaryLine(pad(k), s, outage(s)) + "\n")
+						}
 						run.splitSent, run.splitRecv, run.splitMin, run.splitMax, run.splitSum = run.sent, 0, 0, 0, 0
 					}
 					mu.Unlock()
 					con.mu.Lock()
-					con.out.Flush() // reply lines before the summary that counts them
-					io.WriteString(stderr, b.String())
+					if o.json {
+						con.out.WriteString(b.String())
+					} else {
+						con.out.Flush() // reply lines before the summary that counts them
+						io.WriteString(stderr, b.String())
+					}
 					con.mu.Unlock()
 				}
 			}
@@ -651,13 +677,28 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	con.mu.Lock()
 	con.out.Flush()
-	// The summary block goes out in a few large writes, not one write per target.
+	// The summary block goes out in a few large writes, not one write per target; with -J, as
+	// JSON lines on stdout.
 	sum := newWriter(stderr)
+	if o.json {
+		sum = con.out
+	}
 	if counting {
-		if perRecv {
+		if perRecv && !o.json {
 			fmt.Fprintln(sum)
 		}
 		for k, r := range results {
+			if o.perProbe && o.json {
+				vals := make([]string, o.count)
+				for j, d := range rtts[k*o.count : (k+1)*o.count] {
+					vals[j] = "null"
+					if d >= 0 {
+						vals[j] = fpRTT(d)
+					}
+				}
+				fmt.Fprintf(sum, `{"vSum": {"host": %s, "values": [%s]}}`+"\n", jname(k), strings.Join(vals, ", "))
+				continue
+			}
 			if o.perProbe {
 				var b strings.Builder
 				fmt.Fprintf(&b, "%s :", pad(k))
@@ -674,11 +715,20 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			s := r.Summary
 			// fping leaves out of an interrupted run the probes still waiting for their answer.
 			s.Sent -= s.InFlight()
+			if o.json {
+				fmt.Fprintln(sum, fpSummaryJSON("summary", "", jname(k), s, outage(s)))
+				continue
+			}
 			fmt.Fprintln(sum, fpSummaryLine(pad(k), s, outage(s)))
 		}
 	}
 	if o.stats {
-		fmt.Fprint(sum, fpStats(len(hosts), len(hosts)-len(dsts), results, e.Counters(), elapsed))
+		t := fpTotalsOf(len(hosts), len(hosts)-len(dsts), results, e.Counters(), elapsed)
+		if o.json {
+			fmt.Fprintln(sum, t.json())
+		} else {
+			fmt.Fprint(sum, t.text())
+		}
 	}
 	sum.Flush()
 	con.mu.Unlock()
@@ -718,40 +768,82 @@ func fpSummaryLine(name string, s stats.Summary, outage time.Duration) string {
 	return line
 }
 
-// fpStats is fping's -s block.
-func fpStats(targets, unknown int, results []probe.SweepResult, c probe.Counters, elapsed time.Duration) string {
-	alive := 0
-	var all stats.Summary
+// fpTotals are the figures of fping's -s block.
+type fpTotals struct {
+	targets, alive, unreachable, unknown int
+	timeouts, sent, replies, other       uint64
+	min, avg, max, elapsed               time.Duration
+}
+
+func fpTotalsOf(targets, unknown int, results []probe.SweepResult, c probe.Counters, elapsed time.Duration) fpTotals {
+	t := fpTotals{targets: targets, unknown: unknown, sent: c.Sent, replies: c.Replies, other: c.Errors, elapsed: elapsed}
 	var sum time.Duration
-	var timeouts uint64
+	var received uint64
 	for _, r := range results {
 		s := r.Summary
 		if r.Alive {
-			alive++
+			t.alive++
 		}
 		if s.Received > 0 {
-			if all.Received == 0 || s.Min < all.Min {
-				all.Min = s.Min
+			if received == 0 || s.Min < t.min {
+				t.min = s.Min
 			}
-			all.Max = max(all.Max, s.Max)
+			t.max = max(t.max, s.Max)
 			sum += s.Avg * time.Duration(s.Received)
-			all.Received += s.Received
+			received += s.Received
 		}
-		timeouts += s.Lost
+		t.timeouts += s.Lost
 	}
+	t.unreachable = len(results) - t.alive
+	if received > 0 {
+		t.avg = sum / time.Duration(received)
+	}
+	return t
+}
+
+// text is fping's -s block.
+func (t fpTotals) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n %7d targets\n %7d alive\n %7d unreachable\n %7d unknown addresses\n\n",
-		targets, alive, len(results)-alive, unknown)
+		t.targets, t.alive, t.unreachable, t.unknown)
 	fmt.Fprintf(&b, " %7d timeouts (waiting for response)\n %7d ICMP Echos sent\n %7d ICMP Echo Replies received\n %7d other ICMP received\n\n",
-		timeouts, c.Sent, c.Replies, c.Errors)
-	avg := time.Duration(0)
-	if all.Received > 0 {
-		avg = sum / time.Duration(all.Received)
-	}
+		t.timeouts, t.sent, t.replies, t.other)
 	fmt.Fprintf(&b, " %s ms (min round trip time)\n %s ms (avg round trip time)\n %s ms (max round trip time)\n",
-		fpRTT(all.Min), fpRTT(avg), fpRTT(all.Max))
-	fmt.Fprintf(&b, " %12.3f sec (elapsed real time)\n\n", elapsed.Seconds())
+		fpRTT(t.min), fpRTT(t.avg), fpRTT(t.max))
+	fmt.Fprintf(&b, " %12.3f sec (elapsed real time)\n\n", t.elapsed.Seconds())
 	return b.String()
+}
+
+// json is fping's -s block with -J: one line.
+func (t fpTotals) json() string {
+	return fmt.Sprintf(`{"stats": {"targets": %d, "alive": %d, "unreachable": %d, "unknownAddresses": %d, `+
+		`"timeouts": %d, "icmpEchosSent": %d, "icmpEchoRepliesReceived": %d, "otherIcmpReceived": %d, `+
+		`"rttMin": %s, "rttAvg": %s, "rttMax": %s, "elapsed": %.3f}}`,
+		t.targets, t.alive, t.unreachable, t.unknown, t.timeouts, t.sent, t.replies, t.other,
+		fpRTT(t.min), fpRTT(t.avg), fpRTT(t.max), t.elapsed.Seconds())
+}
+
+// fpSummaryJSON is a per-target summary with -J: kind is "summary" or "intSum" (-Q's, whose
+// extra field comes first), name a JSON string.
+func fpSummaryJSON(kind, extra, name string, s stats.Summary, outage time.Duration) string {
+	loss := uint64(0)
+	if s.Sent > 0 {
+		loss = (s.Sent - min(s.Received, s.Sent)) * 100 / s.Sent
+	}
+	line := fmt.Sprintf(`{"%s": {%s"host": %s, "xmt": %d, "rcv": %d, "loss": %d`, kind, extra, name, s.Sent, s.Received, loss)
+	if outage >= 0 {
+		line += fmt.Sprintf(`, "outage(ms)": %d`, outage.Milliseconds())
+	}
+	if s.Received > 0 {
+		line += fmt.Sprintf(`, "rttMin": %s, "rttAvg": %s, "rttMax": %s`, fpRTT(s.Min), fpRTT(s.Avg), fpRTT(s.Max))
+	}
+	return line + "}}"
+}
+
+// jsonString is s as a JSON string. fping prints names as they are; a name can hold a quote.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }
 
 // fpICMPText is fping's name for an ICMP error.

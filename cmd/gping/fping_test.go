@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -577,5 +578,104 @@ func TestParseFping(t *testing.T) {
 		if _, err := parseFping(args); err == nil {
 			t.Errorf("%q: no error", args)
 		}
+	}
+}
+
+// TestLabFpingJSON: with -J every stdout line is a JSON object as fping 5.3+ prints them: a
+// resp or timeout per probe, a summary (vSum with -C) per target, and stats with -s; their
+// figures agree with each other.
+func TestLabFpingJSON(t *testing.T) {
+	c := fpingLab(t)
+	silent := "198.18.200.1"
+	alive := []string{c.TargetAddr4.String(), c.TargetAddr6.String(), "target.lab"}
+	targets := append(alive, silent)
+	type line map[string]map[string]any
+	parse := func(t *testing.T, out string) []line {
+		t.Helper()
+		var ls []line
+		for _, s := range strings.Split(strings.TrimSpace(out), "\n") {
+			var l line
+			if err := json.Unmarshal([]byte(s), &l); err != nil || len(l) != 1 {
+				t.Fatalf("not one JSON object: %q: %v", s, err)
+			}
+			ls = append(ls, l)
+		}
+		return ls
+	}
+	t.Run("count", func(t *testing.T) {
+		out, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, append([]string{"-J", "-s", "-o", "-c", "2", "-p", "20"}, targets...)...)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+		}
+		if !strings.Contains(errOut, "ICMP Network Unreachable") {
+			t.Errorf("no ICMP error line on stderr:\n%s", errOut)
+		}
+		kinds := map[string]int{}
+		replies := map[string]int{}
+		for _, l := range parse(t, out) {
+			for kind, v := range l {
+				kinds[kind]++
+				host, _ := v["host"].(string)
+				switch kind {
+				case "resp":
+					replies[host]++
+					if v["rtt"].(float64) <= 0 || v["size"].(float64) != 64 || v["seq"].(float64) > 1 {
+						t.Errorf("resp %v", v)
+					}
+				case "timeout":
+					if host != silent {
+						t.Errorf("timeout %v", v)
+					}
+				case "summary":
+					want := map[string]any{"xmt": 2.0, "rcv": 2.0, "loss": 0.0, "outage(ms)": 0.0}
+					if host == silent {
+						want = map[string]any{"xmt": 2.0, "rcv": 0.0, "loss": 100.0, "outage(ms)": 40.0}
+					} else if !(v["rttMin"].(float64) <= v["rttAvg"].(float64) && v["rttAvg"].(float64) <= v["rttMax"].(float64)) {
+						t.Errorf("summary RTTs out of order: %v", v)
+					}
+					for k, w := range want {
+						if v[k] != w {
+							t.Errorf("summary of %s: %s = %v, want %v", host, k, v[k], w)
+						}
+					}
+				case "stats":
+					for k, w := range map[string]float64{"targets": 4, "alive": 3, "unreachable": 1, "icmpEchosSent": 8, "icmpEchoRepliesReceived": 6, "otherIcmpReceived": 2} {
+						if v[k] != w {
+							t.Errorf("stats: %s = %v, want %v", k, v[k], w)
+						}
+					}
+				}
+			}
+		}
+		if want := map[string]int{"resp": 6, "timeout": 2, "summary": 4, "stats": 1}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+			t.Errorf("lines %v, want %v\n%s", kinds, want, out)
+		}
+		for _, h := range alive {
+			if replies[h] != 2 {
+				t.Errorf("%d resp lines for %s, want 2", replies[h], h)
+			}
+		}
+	})
+	t.Run("vcount", func(t *testing.T) {
+		out, errOut, _ := cmdtest.InNS(t, c.Host, gpingBin, "-J", "-q", "-C", "2", "-p", "20", c.TargetAddr4.String(), silent)
+		ls := parse(t, out)
+		if len(ls) != 2 {
+			t.Fatalf("%d lines, want 2 vSum\n%s%s", len(ls), out, errOut)
+		}
+		for _, l := range ls {
+			v := l["vSum"]
+			vals, _ := v["values"].([]any)
+			if len(vals) != 2 {
+				t.Fatalf("vSum %v", l)
+			}
+			for _, x := range vals {
+				if got := x == nil; got != (v["host"] == silent) {
+					t.Errorf("vSum %v: want numbers for the target, nulls for the silent one", l)
+				}
+			}
+		}
+	})
+	if _, errOut, code := cmdtest.InNS(t, c.Host, gpingBin, "-J", c.TargetAddr4.String(), silent); code != fpExitUsage || !strings.Contains(errOut, "requires -c, -C, or -l") {
+		t.Errorf("-J without -c: exit %d\n%s", code, errOut)
 	}
 }
