@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -175,6 +176,9 @@ type entry struct {
 	// stamp, while StartBatch sends the entry's batch, holds the send time of its chunk once
 	// that chunk is sent; StartBatch then moves it into sent.
 	stamp *atomic.Int64
+	// shift is how much later than its registration the probe left, in ns, once StartBatch
+	// knows: its deadline, set at registration, moves by as much when it comes due.
+	shift uint32
 	size  uint16 // payload bytes; MaxPayload6 fits
 	state uint8  // entryDone | entryExpired | entryFlow | entryDead
 }
@@ -250,9 +254,12 @@ type Engine struct {
 	// do whenever probes share a Timeout (a clock that only advances, plus a constant); the
 	// others go through byTime. Either way an entry is pushed once and popped once, and Cancel
 	// only marks it dead, so no removal from the middle is ever needed.
-	fifo     ring
-	byTime   handleHeap
-	armed    int64 // deadline the timer is set for; -1 when stopped
+	fifo   ring
+	byTime handleHeap
+	armed  int64 // deadline the timer is set for; -1 when stopped
+	// deferred is when expire first found answers unread and left expiry to the readers; 0
+	// when it does not wait for them.
+	deferred atomic.Int64
 	timer    *time.Timer
 	closed   bool
 	readers  sync.WaitGroup
@@ -595,6 +602,9 @@ func (e *Engine) settleStamps(b *batch) {
 				// shorter than the batch took.
 				if ent := e.ent(p.h); ent.seq == p.seq && ent.stamp == st {
 					if v := st.Load(); v != 0 {
+						if v > ent.sent {
+							ent.shift = uint32(min(v-ent.sent, math.MaxUint32))
+						}
 						ent.sent = v
 					}
 					ent.stamp = nil
@@ -781,6 +791,29 @@ func (e *Engine) Cancel(dst netip.Addr, seq uint64) bool {
 	return e.remove(dst.Unmap(), seq)
 }
 
+// sendDelay moves an unanswered entry that came due to its send time, if that is later than
+// its registration (a batch's chunks leave one after the other) or still to come (its sender
+// was preempted between registration and send: a sweep on one P lost whole chunks so, to
+// replies that came back in microseconds). It moves the deadline by as much, and returns how
+// much; it is 0 when the deadline stands. e.mu is held.
+func sendDelay(ent *entry, now int64) int64 {
+	var d int64
+	switch {
+	case ent.stamp == nil:
+		d, ent.shift = int64(ent.shift), 0
+	case ent.stamp.Load() != 0:
+		d = ent.stamp.Load() - ent.sent
+		ent.sent += d
+	default:
+		// Not sent yet: it leaves now at the earliest. StartBatch records the rest in shift.
+		d = now - ent.sent
+		ent.sent = now
+	}
+	d = max(d, 0)
+	ent.deadline += d
+	return d
+}
+
 // ended is what is reported of a probe after its entry may have been reused.
 type ended struct {
 	dst      netip.Addr
@@ -793,9 +826,54 @@ func (e *Engine) endedOf(ent *entry) ended {
 	return ended{ent.dst, ent.seq, ent.tag, ent.sent, ent.onResult}
 }
 
-// expire runs on the engine's single timer: every probe whose deadline has passed is removed
-// and, if unanswered, reported as a Timeout. No goroutine or timer per probe.
+// maxDefer bounds how long expiry waits for the readers to catch up (see expire): answers
+// that come faster than they are read must not keep probes from ever timing out.
+const maxDefer = 100 * time.Millisecond
+
+// expire runs on the engine's single timer. Answers may wait unread in a socket when it
+// fires: on one P the reader runs only once the sender yields, and a 10,000-target sweep with
+// fping's 10 ms count-mode timeout had 62% of its probes reported lost whose replies had come
+// back in microseconds. Then the readers expire once they have read what waits (caughtUp),
+// and the timer comes back after maxDefer in case they never do.
 func (e *Engine) expire() {
+	now := int64(time.Since(e.epoch))
+	if first := e.deferred.Load(); (first == 0 || now-first < int64(maxDefer)) && e.unread() {
+		e.deferred.CompareAndSwap(0, now)
+		e.mu.Lock()
+		if !e.closed && (e.armed < 0 || e.armed > now+int64(maxDefer)) {
+			e.armed = now + int64(maxDefer)
+			e.timer.Reset(maxDefer)
+		}
+		e.mu.Unlock()
+		return
+	}
+	e.expireNow()
+}
+
+// unread reports whether a socket holds answers not yet read.
+func (e *Engine) unread() bool {
+	for i := range e.socks {
+		if s := e.socks[i].Load(); s != nil {
+			if ok, err := s.conn.Readable(); err == nil && ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// caughtUp is called by a reader after each batch: if expiry waits for the readers and no
+// socket holds anything more, it expires now.
+func (e *Engine) caughtUp() {
+	if e.deferred.Load() != 0 && !e.unread() {
+		e.expireNow()
+	}
+}
+
+// expireNow removes every probe whose deadline has passed and reports the unanswered ones as
+// Timeouts. No goroutine or timer per probe.
+func (e *Engine) expireNow() {
+	e.deferred.Store(0)
 	var buf [16]ended
 	lost := buf[:0]
 	e.mu.Lock()
@@ -812,6 +890,11 @@ func (e *Engine) expire() {
 			// Answered, or expired and past its grace Timeout: it only stayed to recognise
 			// duplicates and late answers. Later copies are counted late by their token.
 			e.pending.del(keyOf(ent.dst, uint16(ent.seq)))
+		case sendDelay(ent, now) > 0:
+			// Its Timeout counts from a send later than its registration, or still to come:
+			// it comes due again then.
+			e.schedule(h)
+			continue
 		default:
 			// Unanswered: report the Timeout and keep the entry one more Timeout, so that an
 			// answer now reaches the probe's owner as Late.
@@ -947,6 +1030,7 @@ func (e *Engine) read(s *socket) {
 			for i := range n {
 				e.handle(s, &pkts[i], &msg, now)
 			}
+			e.caughtUp()
 		}
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {

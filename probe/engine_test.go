@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -530,6 +531,104 @@ func checkBatch(t *testing.T, e *Engine, dst netip.Addr, n, chunk int) {
 	for _, seq := range seqs {
 		if h, ok := e.pending.get(keyOf(dst.Unmap(), uint16(seq))); ok && e.ent(h).stamp != nil {
 			t.Errorf("probe %d still points at its batch's stamps after StartBatch", seq)
+		}
+	}
+}
+
+// readerless returns an engine whose IPv4 socket is open but read by nobody until the test
+// reads it with readOnce: answers wait in the socket as they do while one P is busy sending.
+func readerless(t *testing.T) (*Engine, *socket) {
+	t.Helper()
+	e := New(nil)
+	conn, err := rawsock.Listen(icmp.IPv4, &rawsock.Config{Mode: rawsock.Privileged})
+	if err != nil {
+		t.Skipf("cannot open a raw IPv4 socket here: %v", err)
+	}
+	s := &socket{conn: conn, fam: icmp.IPv4, id: e.rawID}
+	e.socks[0].Store(s)
+	t.Cleanup(func() { e.Close() })
+	return e, s
+}
+
+// readOnce reads and handles what waits in s, as the reader does with one batch.
+func readOnce(t *testing.T, e *Engine, s *socket) {
+	t.Helper()
+	bufs, pkts := make([][]byte, 16), make([]rawsock.Packet, 16)
+	for i := range bufs {
+		bufs[i] = make([]byte, 2048)
+	}
+	n, err := s.conn.ReadBatch(bufs, pkts)
+	if err != nil {
+		t.Fatalf("ReadBatch: %v", err)
+	}
+	var msg icmp.Message
+	for i := range n {
+		e.handle(s, &pkts[i], &msg, time.Now())
+	}
+	e.caughtUp()
+}
+
+// TestExpireWaitsForReader: a probe whose reply waits unread when its deadline passes is not
+// reported lost; the reader reports the reply, then expires. Past maxDefer, expiry goes ahead.
+func TestExpireWaitsForReader(t *testing.T) {
+	e, s := readerless(t)
+	got := make(chan Result, 4)
+	start := func() {
+		if _, err := e.Start(Request{Dst: lo4, Size: 56, Timeout: time.Nanosecond, OnResult: func(r Result) { got <- r }}); err != nil {
+			t.Fatal(err)
+		}
+		// Loopback answers inside the send: the reply waits in the socket now.
+		if ok, err := s.conn.Readable(); !ok || err != nil {
+			t.Fatalf("no reply waiting after the send: %v %v", ok, err)
+		}
+	}
+	start()
+	e.expire() // its deadline has passed: the timer would call this now
+	select {
+	case r := <-got:
+		t.Fatalf("expired with its reply unread: %+v", r)
+	default:
+	}
+	if e.deferred.Load() == 0 {
+		t.Fatal("expiry not left to the reader")
+	}
+	readOnce(t, e, s)
+	if r := <-got; r.Outcome != Reply {
+		t.Fatalf("outcome %v, want Reply", r.Outcome)
+	}
+	if e.deferred.Load() != 0 {
+		t.Error("the reader caught up, yet expiry still waits for it")
+	}
+
+	// A backlog that never clears delays expiry by maxDefer at most.
+	start()
+	e.expire()
+	e.deferred.Store(e.deferred.Load() - int64(maxDefer))
+	e.expire()
+	if r := <-got; r.Outcome != Timeout {
+		t.Fatalf("outcome %v after maxDefer, want Timeout", r.Outcome)
+	}
+}
+
+// TestSendDelay: a deadline moves to the probe's send when that came after its registration,
+// or has not come yet.
+func TestSendDelay(t *testing.T) {
+	var stamp atomic.Int64
+	for _, c := range []struct {
+		name           string
+		ent            entry
+		stamp, now     int64
+		delay, dl, snt int64
+	}{
+		{"sent with the registration", entry{sent: 100, deadline: 600}, 0, 700, 0, 600, 100},
+		{"settled, sent later", entry{sent: 130, deadline: 600, shift: 30}, 0, 700, 30, 630, 130},
+		{"chunk sent, batch going on", entry{sent: 100, deadline: 600, stamp: &stamp}, 150, 700, 50, 650, 150},
+		{"chunk not sent yet", entry{sent: 100, deadline: 600, stamp: &stamp}, 0, 700, 600, 1200, 700},
+	} {
+		stamp.Store(c.stamp)
+		ent := c.ent
+		if d := sendDelay(&ent, c.now); d != c.delay || ent.deadline != c.dl || ent.sent != c.snt || ent.shift != 0 {
+			t.Errorf("%s: delay %d, deadline %d, sent %d, shift %d; want %d, %d, %d, 0", c.name, d, ent.deadline, ent.sent, ent.shift, c.delay, c.dl, c.snt)
 		}
 	}
 }

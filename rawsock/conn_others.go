@@ -41,3 +41,6 @@ func (c *Conn) IdentShared() (bool, error) { return false, unsupported("ident ch
 
 // RecvBuffer returns the socket's receive buffer size; not implemented here.
 func (c *Conn) RecvBuffer() (int, error) { return 0, unsupported("receive buffer") }
+
+// Readable reports whether a read would return at once; not implemented here.
+func (c *Conn) Readable() (bool, error) { return false, unsupported("poll") }

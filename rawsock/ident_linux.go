@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -91,4 +92,30 @@ func (c *Conn) RecvBuffer() (int, error) {
 		return 0, os.NewSyscallError("getsockopt", err)
 	}
 	return n, nil
+}
+
+// Readable reports whether a read would return at once: a packet, or an entry of the error
+// queue, waits. It does not wait itself. A prober asks before it declares probes lost, so that
+// answers that came in time but are not read yet are not counted as timeouts.
+func (c *Conn) Readable() (bool, error) {
+	var ready bool
+	var perr error
+	err := c.sys.rc.Control(func(fd uintptr) {
+		fds := [1]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds[:], 0)
+			if err == unix.EINTR {
+				continue
+			}
+			ready, perr = n > 0, err
+			return
+		}
+	})
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		return false, c.opError("poll", netip.Addr{}, os.NewSyscallError("poll", err))
+	}
+	return ready, nil
 }
