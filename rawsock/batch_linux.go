@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -195,8 +194,6 @@ type batchWriter struct {
 	stale    bool
 	retries  int
 	errFirst *atomic.Bool
-	// quiet, if set, is the Conn's read waiter, hushed while the messages go out (waiter.hush).
-	quiet *waiter
 }
 
 func (b *batchWriter) grow(n int) {
@@ -220,10 +217,6 @@ func (b *batchWriter) grow(n int) {
 // context switches through the scheduler, 595 raw). The socket is non-blocking, so the call
 // never sleeps, and rawSendBatch bounds its length (about half a millisecond on a veth).
 func (b *batchWriter) send(fd uintptr) bool {
-	if b.quiet != nil {
-		b.quiet.hush(int(fd))
-		defer b.quiet.unhush()
-	}
 	for b.n < b.vlen {
 		vlen := min(b.vlen-b.n, rawSendBatch)
 		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[b.n])), uintptr(vlen), 0, 0, 0)
@@ -287,12 +280,6 @@ func (c *Conn) writeBatch(msgs []Message) (int, error) {
 		}
 		b.vlen, b.n, b.errno = k, 0, 0
 		b.stale, b.retries, b.errFirst = c.mode == Unprivileged, 0, &c.sys.errFirst
-		b.quiet = nil
-		if runtime.GOMAXPROCS(0) == 1 {
-			// With more Ps the waiting reader can run beside the burst: hushing it would
-			// only delay it.
-			b.quiet = &c.sys.fc.rd
-		}
 		var err error
 		if k > 0 {
 			err = c.sys.rc.Write(b.fn)
@@ -301,7 +288,6 @@ func (c *Conn) writeBatch(msgs []Message) (int, error) {
 		for i := range k {
 			b.iovs[i].Base = nil // do not keep the caller's buffers alive from the pool
 		}
-		b.quiet = nil
 		c.sys.batchers.Put(b)
 		sent += n
 		switch {

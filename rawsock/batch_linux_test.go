@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -390,65 +389,5 @@ func TestWriteBatchClosed(t *testing.T) {
 	}
 	if n, err := c.WriteBatch(nil); n != 0 || err != nil {
 		t.Fatalf("WriteBatch(nil) = %d, %v; want 0, nil", n, err)
-	}
-}
-
-// TestWriteBatchHushed: on one P, a burst sent while the reader waits keeps the socket out of
-// the reader's epoll set (waiter.hush); the end of the burst must still wake the reader, and
-// every reply must arrive.
-func TestWriteBatchHushed(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	const count = 200
-	for _, f := range families {
-		t.Run(f.String(), func(t *testing.T) {
-			c, ns := loopbackConn(t, f, Privileged)
-			c.Close()
-			c, err := listenIn(t, ns, f, &Config{Mode: Privileged, RecvBuffer: 8 << 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			pr := newProber(t, c)
-			msgs := make([]Message, count)
-			for i := range msgs {
-				msgs[i] = pr.echoMsg(loopback(f), uint16(i), 0)
-			}
-			bufs, pkts := newBatch(64)
-			first := make(chan int, 1)
-			go func() {
-				n, err := c.ReadBatch(bufs, pkts)
-				if err != nil {
-					n = -1
-				}
-				first <- n
-			}()
-			// On one P this runs the reader until it waits.
-			runtime.Gosched()
-			for i := 0; i < count; i += 50 {
-				if n, err := c.WriteBatch(msgs[i : i+50]); n != 50 || err != nil {
-					t.Fatalf("WriteBatch = %d, %v; want 50, nil", n, err)
-				}
-			}
-			got := map[uint16]bool{}
-			take := func(p *Packet) {
-				_, _, seq, _ := echoFields(p.Data)
-				if !pr.isOurEcho(p.Data, f.EchoReplyType(), seq) || int(seq) >= count || got[seq] {
-					t.Fatalf("packet % x: want each of our replies once", p.Data)
-				}
-				got[seq] = true
-			}
-			select {
-			case n := <-first:
-				if n < 1 {
-					t.Fatalf("the waiting ReadBatch returned %d", n)
-				}
-				for i := range n {
-					take(&pkts[i])
-				}
-			case <-time.After(readTimeout):
-				c.Close()
-				t.Fatal("the end of the burst did not wake the waiting reader")
-			}
-			readBatchUntil(t, c, bufs, pkts, count, got, take)
-		})
 	}
 }

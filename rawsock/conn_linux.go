@@ -19,11 +19,11 @@ import (
 	"github.com/gping/gping/icmp"
 )
 
-// sysConn is the Linux part of a Conn: the fd, owned by an fdConn, and the per-reader and
-// per-writer syscall state.
+// sysConn is the Linux part of a Conn: the fd, owned by an *os.File so that it lives in the
+// Go runtime poller (epoll), and the per-reader and per-writer syscall state.
 type sysConn struct {
-	fc     *fdConn
-	rc     syscall.RawConn // fc
+	f      *os.File
+	rc     syscall.RawConn
 	closed atomic.Bool
 	net    string // for *net.OpError
 
@@ -196,15 +196,20 @@ func open(f icmp.Family, mode Mode, cfg *Config) (_ *Conn, err error) {
 		c.id = 0
 	}
 
-	fc := newFDConn(fd)
-	c.sys.init(fc, netw, mode == Unprivileged)
+	file := os.NewFile(uintptr(fd), "rawsock:"+netw)
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fail(err)
+	}
+	c.sys.init(file, rc, netw, mode == Unprivileged)
 	return c, nil
 }
 
-// init sets up a sysConn around its socket, which fc owns. errQueue: reads drain the error
+// init sets up a sysConn around its socket, which file owns. errQueue: reads drain the error
 // queue (IP_RECVERR is on).
-func (s *sysConn) init(fc *fdConn, netw string, errQueue bool) {
-	s.fc, s.rc, s.net = fc, fc, netw
+func (s *sysConn) init(file *os.File, rc syscall.RawConn, netw string, errQueue bool) {
+	s.f, s.rc, s.net = file, rc, netw
 	s.rd.errQueue = errQueue
 	s.rd.errFirst = &s.errFirst
 	s.rd.fn = s.rd.recv
@@ -346,7 +351,7 @@ func (c *Conn) close() error {
 	if !c.sys.closed.CompareAndSwap(false, true) {
 		return c.opError("close", netip.Addr{}, net.ErrClosed)
 	}
-	if err := c.sys.fc.Close(); err != nil {
+	if err := c.sys.f.Close(); err != nil {
 		return c.opError("close", netip.Addr{}, err)
 	}
 	return nil

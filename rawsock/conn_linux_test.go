@@ -678,7 +678,7 @@ func staleErrorConn(t *testing.T, lab *routedLab, f icmp.Family) (*Conn, *prober
 	if err := pr.send(lab.far[f], 1, &WriteOptions{TTL: 1}); err != nil {
 		t.Fatalf("WriteTo TTL 1: %v", err)
 	}
-	fds := []unix.PollFd{{Fd: int32(c.sys.fc.fd), Events: unix.POLLERR}}
+	fds := []unix.PollFd{{Fd: int32(c.sys.f.Fd()), Events: unix.POLLERR}}
 	if n, err := unix.Poll(fds, 5000); err != nil || n != 1 || fds[0].Revents&unix.POLLERR == 0 {
 		t.Fatalf("no queued error within 5s: n=%d revents=%#x err=%v", n, fds[0].Revents, err)
 	}

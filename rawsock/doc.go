@@ -26,12 +26,9 @@
 // never parse other processes' traffic nor steal their replies. When neither can be opened
 // Listen says so with both remedies in the message.
 //
-// Every socket is non-blocking and close-on-exec, and reads and writes wait in the Go runtime
-// poller rather than in a thread; Close wakes a blocked ReadPacket. An ICMP socket joins the
-// poller only while a call waits on it, through an epoll set of its own: a socket registered
-// for good runs epoll's wakeup callback for every packet it sends and receives, which cost a
-// loopback flood 4% of its rate. Sockets belong to the network namespace of the thread that
-// calls Listen.
+// Every socket is non-blocking and close-on-exec and is owned by an *os.File, so reads and
+// writes wait in the Go runtime poller rather than in a thread; Close wakes a blocked
+// ReadPacket. Sockets belong to the network namespace of the thread that calls Listen.
 //
 // WriteTo and ReadPacket do not allocate: control messages and socket addresses are encoded
 // and decoded in buffers owned by the Conn.

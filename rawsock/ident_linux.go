@@ -25,12 +25,7 @@ func (c *Conn) IdentShared() (bool, error) {
 		return false, nil
 	}
 	var st syscall.Stat_t
-	var serr error
-	err := c.sys.rc.Control(func(fd uintptr) { serr = syscall.Fstat(int(fd), &st) })
-	if err == nil {
-		err = serr
-	}
-	if err != nil {
+	if err := syscall.Fstat(int(c.sys.f.Fd()), &st); err != nil {
 		return false, os.NewSyscallError("fstat", err)
 	}
 	table := "/proc/thread-self/net/icmp"

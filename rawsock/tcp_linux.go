@@ -203,11 +203,16 @@ func listenTCPRaw(f icmp.Family, cfg *Config) (*TCPRawConn, error) {
 		return nil, fail(err)
 	}
 
-	fc := newFDConn(fd)
+	file := os.NewFile(uintptr(fd), "rawsock:"+netw)
+	rc, rerr := file.SyscallConn()
+	if rerr != nil {
+		file.Close()
+		return nil, fail(rerr) // err stays nil: file.Close closed fd
+	}
 	c := new(TCPRawConn)
 	cn := &c.conn
 	cn.family, cn.mode, cn.local = f, Privileged, cfg.Source
-	cn.sys.init(fc, netw, false)
+	cn.sys.init(file, rc, netw, false)
 	return c, nil
 }
 
