@@ -31,11 +31,16 @@ type figures struct {
 	wall, cpu              time.Duration
 	sent, received, lost   int64
 	crossed, dups, targets int64
+	drops                  int64 // kernel receive-queue drops, where the socket reports them; -1: unknown
 }
 
 func (f figures) String() string {
-	return fmt.Sprintf("wall %6.2f s  cpu %6.2f s  sent %d  received %d  lost %d  crossed %d  dups %d",
+	s := fmt.Sprintf("wall %6.2f s  cpu %6.2f s  sent %d  received %d  lost %d  crossed %d  dups %d",
 		f.wall.Seconds(), f.cpu.Seconds(), f.sent, f.received, f.lost, f.crossed, f.dups)
+	if f.drops >= 0 {
+		s += fmt.Sprintf("  kernel drops %d", f.drops)
+	}
+	return s
 }
 
 func main() {
@@ -98,6 +103,9 @@ func runGping(targets []netip.Addr, count int, interval, timeout time.Duration) 
 	}
 	wg.Wait()
 	f.wall, f.cpu = time.Since(t0), cpu()-c0
+	// A reader that falls behind a burst of replies shows here first: fdConn (reverted) lost
+	// 3,882 of 30,000 replies at 6,000 hosts.
+	f.drops = int64(e.Counters().KernelDrops)
 	// The engine only ever matches a reply to the probe whose address it came from.
 	f.crossed = 0
 	return f
@@ -106,7 +114,7 @@ func runGping(targets []netip.Addr, count int, interval, timeout time.Duration) 
 // runProbing: one pro-bing Pinger per target, privileged (raw sockets), run concurrently.
 // A reply is "crossed" when a Pinger sees one from an address other than its target.
 func runProbing(targets []netip.Addr, count int, interval, timeout time.Duration) figures {
-	var f figures
+	f := figures{drops: -1} // pro-bing does not report them
 	c0, t0 := cpu(), time.Now()
 	var wg sync.WaitGroup
 	for _, dst := range targets {
