@@ -218,13 +218,8 @@ func TestLabFpingSocketOptions(t *testing.T) {
 	}
 }
 `, c.HostAddr4))
-	counter := func(name string) int {
-		out := c.Target.MustRun(t, "nft", "list", "counter", "ip", "fpopts", name)
-		n, _ := strconv.Atoi(regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(out)[1])
-		return n
-	}
-	ifName := strings.Fields(c.Host.MustRun(t, "ip", "-o", "link", "show", "type", "veth"))[1]
-	ifName, _, _ = strings.Cut(strings.TrimSuffix(ifName, ":"), "@")
+	counter := func(name string) int { return nftCounter(t, c.Target, "fpopts", name) }
+	ifName := vethName(t, c.Host)
 	// fping mode needs two targets: the same one twice.
 	dst := []string{c.TargetAddr4.String(), c.TargetAddr4.String()}
 	for _, tc := range []struct {

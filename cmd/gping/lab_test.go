@@ -777,6 +777,22 @@ func TestLabBadChecksum(t *testing.T) {
 
 // TestLabSocketOptions: -I (interface or source address), -Q and -M reach the wire, checked by
 // nftables counters in the target, which count what arrives with the expected marks.
+// nftCounter returns the packets counted by counter name of the ip table in ns.
+func nftCounter(t *testing.T, ns *netlab.NS, table, name string) int {
+	t.Helper()
+	out := ns.MustRun(t, "nft", "list", "counter", "ip", table, name)
+	n, _ := strconv.Atoi(regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(out)[1])
+	return n
+}
+
+// vethName returns the name of ns's (first) veth interface.
+func vethName(t *testing.T, ns *netlab.NS) string {
+	t.Helper()
+	name := strings.Fields(ns.MustRun(t, "ip", "-o", "link", "show", "type", "veth"))[1]
+	name, _, _ = strings.Cut(strings.TrimSuffix(name, ":"), "@")
+	return name
+}
+
 func TestLabSocketOptions(t *testing.T) {
 	lab := netlab.New(t)
 	c := lab.Chain(0)
@@ -790,13 +806,8 @@ func TestLabSocketOptions(t *testing.T) {
 	}
 }
 `, c.HostAddr4))
-	counter := func(name string) int {
-		out := c.Target.MustRun(t, "nft", "list", "counter", "ip", "gpingopts", name)
-		n, _ := strconv.Atoi(regexp.MustCompile(`packets (\d+)`).FindStringSubmatch(out)[1])
-		return n
-	}
-	ifName := strings.Fields(c.Host.MustRun(t, "ip", "-o", "link", "show", "type", "veth"))[1]
-	ifName, _, _ = strings.Cut(strings.TrimSuffix(ifName, ":"), "@")
+	counter := func(name string) int { return nftCounter(t, c.Target, "gpingopts", name) }
+	ifName := vethName(t, c.Host)
 	for _, args := range [][]string{
 		{"-I", ifName},
 		{"-I", c.HostAddr4.String()},
