@@ -840,7 +840,9 @@ func (e *Engine) expire() {
 	if first := e.deferred.Load(); (first == 0 || now-first < int64(maxDefer)) && e.unread() {
 		e.deferred.CompareAndSwap(0, now)
 		e.mu.Lock()
-		if !e.closed && (e.armed < 0 || e.armed > now+int64(maxDefer)) {
+		// The timer comes back by maxDefer, unless it is set for sooner already (a probe
+		// registered since); e.armed is in the past when this is its own firing.
+		if !e.closed && (e.armed <= now || e.armed > now+int64(maxDefer)) {
 			e.armed = now + int64(maxDefer)
 			e.timer.Reset(maxDefer)
 		}

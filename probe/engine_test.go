@@ -592,6 +592,12 @@ func TestExpireWaitsForReader(t *testing.T) {
 	if e.deferred.Load() == 0 {
 		t.Fatal("expiry not left to the reader")
 	}
+	e.mu.Lock()
+	armed, now := e.armed, int64(time.Since(e.epoch))
+	e.mu.Unlock()
+	if armed <= now || armed > now+int64(maxDefer) {
+		t.Errorf("timer set for %v from now, want within maxDefer: it must come back if the reader does not", time.Duration(armed-now))
+	}
 	readOnce(t, e, s)
 	if r := <-got; r.Outcome != Reply {
 		t.Fatalf("outcome %v, want Reply", r.Outcome)
