@@ -495,7 +495,7 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if !o.outage {
 			return -1
 		}
-		return time.Duration(s.Sent-min(s.Received, s.Sent)) * o.period
+		return time.Duration(fpLost(s.Sent, s.Received)) * o.period
 	}
 	// fping's switches: verbose is its default chatter ("is alive", "is unreachable", send
 	// errors), which -q, -a, -u and -x silence; perRecv is a line per reply or timeout, which
@@ -534,14 +534,11 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		if o.json {
 			return fmt.Sprintf(`{"timeout": {%s"host": %s, "seq": %d}}`+"\n", stamp(), jname(k), n)
 		}
-		avg, loss := "NaN", 0
+		avg := "NaN"
 		if run.recv > 0 {
 			avg = fpRTT(run.sum / time.Duration(run.recv))
 		}
-		if run.sent > 0 {
-			loss = (run.sent - run.recv) * 100 / run.sent
-		}
-		return fmt.Sprintf("%s%s : [%d], timed out (%s avg, %d%% loss)\n", stamp(), pad(k), n, avg, loss)
+		return fmt.Sprintf("%s%s : [%d], timed out (%s avg, %d%% loss)\n", stamp(), pad(k), n, avg, fpLossPct(run.sent, run.recv))
 	}
 	// fping counts a probe as sent when it goes out; the reply line's loss uses that count.
 	cfg.OnResult = func(k, n int, r probe.Result) {
@@ -578,12 +575,8 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			} else if perRecv && o.json {
 				con.line(fmt.Sprintf(`{"resp": {%s"host": %s, "seq": %d, "size": %d, "rtt": %s}}`+"\n", stamp(), jname(k), n, r.Size, fpRTT(r.RTT)))
 			} else if perRecv {
-				loss := 0
-				if run.sent > 0 {
-					loss = (run.sent - run.recv) * 100 / run.sent
-				}
 				con.line(fmt.Sprintf("%s%s : [%d], %d bytes, %s ms (%s avg, %d%% loss)\n", stamp(), pad(k), n, r.Size,
-					fpRTT(r.RTT), fpRTT(run.sum/time.Duration(run.recv)), loss))
+					fpRTT(r.RTT), fpRTT(run.sum/time.Duration(run.recv)), fpLossPct(run.sent, run.recv)))
 			}
 			aliveSeen[k] = true
 		case probe.ICMPError:
@@ -736,12 +729,12 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if o.reachable > 0 {
 		// fping's -x overrides the exit code, unknown names included.
 		n := len(dsts) - unreachable
-		if n >= o.reachable {
-			con.line(fmt.Sprintf("Enough hosts reachable (required: %d, reachable: %d)\n", o.reachable, n))
-			return fpExitOK
+		verdict, code := "Enough", fpExitOK
+		if n < o.reachable {
+			verdict, code = "Not enough", fpExitUnreachable
 		}
-		con.line(fmt.Sprintf("Not enough hosts reachable (required: %d, reachable: %d)\n", o.reachable, n))
-		return fpExitUnreachable
+		con.line(fmt.Sprintf("%s hosts reachable (required: %d, reachable: %d)\n", verdict, o.reachable, n))
+		return code
 	}
 	switch {
 	case unknown:
@@ -752,13 +745,20 @@ func runFping(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return fpExitOK
 }
 
+// fpLost is the probes of sent that no reply answered (duplicates can make recv exceed sent).
+func fpLost[T int | uint64](sent, recv T) T { return sent - min(recv, sent) }
+
+// fpLossPct is fping's loss figure: whole percent of sent, 0 when nothing was sent.
+func fpLossPct[T int | uint64](sent, recv T) T {
+	if sent <= 0 {
+		return 0
+	}
+	return fpLost(sent, recv) * 100 / sent
+}
+
 // fpSummaryLine is fping's per-target -c summary, with -o's outage unless it is negative.
 func fpSummaryLine(name string, s stats.Summary, outage time.Duration) string {
-	loss := uint64(0)
-	if s.Sent > 0 {
-		loss = (s.Sent - min(s.Received, s.Sent)) * 100 / s.Sent
-	}
-	line := fmt.Sprintf("%s : xmt/rcv/%%loss = %d/%d/%d%%", name, s.Sent, s.Received, loss)
+	line := fmt.Sprintf("%s : xmt/rcv/%%loss = %d/%d/%d%%", name, s.Sent, s.Received, fpLossPct(s.Sent, s.Received))
 	if outage >= 0 {
 		line += fmt.Sprintf(", outage(ms) = %d", outage.Milliseconds())
 	}
@@ -826,11 +826,7 @@ func (t fpTotals) json() string {
 // fpSummaryJSON is a per-target summary with -J: kind is "summary" or "intSum" (-Q's, whose
 // extra field comes first), name a JSON string.
 func fpSummaryJSON(kind, extra, name string, s stats.Summary, outage time.Duration) string {
-	loss := uint64(0)
-	if s.Sent > 0 {
-		loss = (s.Sent - min(s.Received, s.Sent)) * 100 / s.Sent
-	}
-	line := fmt.Sprintf(`{"%s": {%s"host": %s, "xmt": %d, "rcv": %d, "loss": %d`, kind, extra, name, s.Sent, s.Received, loss)
+	line := fmt.Sprintf(`{"%s": {%s"host": %s, "xmt": %d, "rcv": %d, "loss": %d`, kind, extra, name, s.Sent, s.Received, fpLossPct(s.Sent, s.Received))
 	if outage >= 0 {
 		line += fmt.Sprintf(`, "outage(ms)": %d`, outage.Milliseconds())
 	}
